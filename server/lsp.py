@@ -1,0 +1,257 @@
+"""The LSP surface: one server object and thin handlers that delegate to hone.agent.
+
+Reads like a table of contents of what hone speaks:
+initialize / initialized / workspace/didChangeConfiguration / textDocument/inlineCompletion /
+hone/stats (a custom request with recent per-request timings, for benchmarks and tests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import logging
+import time
+from typing import Any
+
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+
+from hone.agent.engine import (
+    CompletionEngine,
+    CompletionRefused,
+    CompletionRequest,
+    CompletionResult,
+    EngineOptions,
+)
+from hone.agent.syntax import language_for_path
+from hone.models.backend import Cancelled, CancelToken, ModelBackend, ModelError
+from hone.server.options import Options, apply_settings
+
+log = logging.getLogger("hone.server")
+
+VERSION = "0.1.0"
+STATS_REQUEST = "hone/stats"
+
+
+def engine_options(o: Options) -> EngineOptions:
+    return EngineOptions(
+        multiline=o.multiline,
+        max_new_tokens_single=o.max_new_tokens_single,
+        max_new_tokens_multi=o.max_new_tokens_multi,
+        context_tokens=o.context_tokens,
+        suffix_share=o.suffix_share,
+        max_document_chars=o.max_document_chars,
+    )
+
+
+class HoneServer(LanguageServer):
+    """Holds the engine, options and the single model worker."""
+
+    def __init__(self, backend: ModelBackend, engine: CompletionEngine) -> None:
+        super().__init__("hone", VERSION)
+        self.backend = backend
+        self.engine = engine
+        self.options = Options()
+        # One model worker: the model is the bottleneck, requests queue behind it and a
+        # superseded one is dropped before it starts.
+        self.model_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="hone-model")
+        self.inflight: dict[str, CancelToken] = {}
+        self.last_request_at: dict[str, float] = {}
+        self.recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=256)
+        self.load_error: str | None = None
+
+    # -- helpers ---------------------------------------------------------------------
+    def notify_user(self, message: str, kind: types.MessageType = types.MessageType.Warning) -> None:
+        log.warning(message)
+        try:
+            self.window_show_message(types.ShowMessageParams(type=kind, message=message))
+        except Exception:  # noqa: BLE001 - not connected yet; the log line stays
+            log.debug("could not show message", exc_info=True)
+
+    def update_options(self, settings: Any) -> None:
+        self.options, problems = apply_settings(self.options, settings)
+        self.engine.options = engine_options(self.options)
+        for problem in problems:
+            self.notify_user(problem)
+
+    def start_loading(self) -> None:
+        def load() -> None:
+            t0 = time.perf_counter()
+            try:
+                self.backend.load()
+                log.info("model %s ready in %.1f s", self.backend.name, time.perf_counter() - t0)
+            except Exception as exc:  # noqa: BLE001 - reported to the user, server keeps serving
+                self.load_error = f"{type(exc).__name__}: {exc}"
+                log.error("model %s failed to load: %s", self.backend.name, self.load_error)
+
+        self.model_pool.submit(load)
+
+    def record(self, entry: dict[str, Any]) -> None:
+        self.recent.append(entry)
+
+    # -- inline completion -------------------------------------------------------------
+    def build_request(self, params: types.InlineCompletionParams) -> CompletionRequest:
+        uri = params.text_document.uri
+        doc = self.workspace.text_documents.get(uri)
+        if doc is None:
+            raise CompletionRefused(f"unknown document {uri} (not opened with didOpen)")
+        lines = doc.lines
+        pos = params.position
+        if pos.line < 0 or pos.character < 0 or pos.line > len(lines):
+            raise CompletionRefused(
+                f"position {pos.line}:{pos.character} is past the end of {uri} ({len(lines)} lines)"
+            )
+        if pos.line == len(lines):
+            if pos.character != 0:
+                raise CompletionRefused(f"position {pos.line}:{pos.character} is past the end")
+            offset = len(doc.source)
+        else:
+            line_text = lines[pos.line].rstrip("\r\n")
+            server_pos = doc.position_codec.position_from_client_units(lines, pos)
+            if server_pos.character > len(line_text) or (
+                pos.character > 0 and server_pos.character == 0
+            ):
+                raise CompletionRefused(
+                    f"position {pos.line}:{pos.character} is past the end of its line "
+                    f"({len(line_text)} characters)"
+                )
+            offset = doc.offset_at_position(pos)
+        path = doc.path if uri.startswith("file:") else uri
+        language = language_for_path(path)
+        if language == "plaintext" and doc.language_id:
+            language = doc.language_id
+        return CompletionRequest(uri, doc.source, offset, path, language)
+
+    async def inline_completion(
+        self, params: types.InlineCompletionParams
+    ) -> types.InlineCompletionList | None:
+        t0 = time.perf_counter()
+        uri = params.text_document.uri
+        entry: dict[str, Any] = {"uri": uri, "line": params.position.line, "t": time.time()}
+        try:
+            return await self._inline_completion(params, entry, t0)
+        finally:
+            entry["server_ms"] = (time.perf_counter() - t0) * 1000
+            self.record(entry)
+
+    async def _inline_completion(
+        self, params: types.InlineCompletionParams, entry: dict[str, Any], t0: float
+    ) -> types.InlineCompletionList:
+        empty = types.InlineCompletionList(items=[])
+        uri = params.text_document.uri
+        if not self.options.enable:
+            entry["outcome"] = "disabled"
+            return empty
+        # Supersede: a newer request for this document stops the older one's generation.
+        token = CancelToken()
+        if (previous := self.inflight.get(uri)) is not None:
+            previous.cancel()
+        self.inflight[uri] = token
+        now = time.perf_counter()
+        in_burst = (now - self.last_request_at.get(uri, -1e9)) * 1000 < self.options.burst_window_ms
+        self.last_request_at[uri] = now
+        try:
+            try:
+                plan = self.engine.plan(self.build_request(params))
+            except CompletionRefused as exc:
+                log.warning("inlineCompletion: %s", exc)
+                entry["outcome"] = f"refused: {exc}"
+                return empty
+            if plan.cached is not None:
+                result = self.engine.run(plan)
+                return self._answer(result, entry, t0)
+            if self.load_error is not None:
+                entry["outcome"] = "model-unavailable"
+                log.warning("inlineCompletion: model unavailable (%s)", self.load_error)
+                return empty
+            if in_burst and self.options.debounce_ms:
+                # While typing fast, wait; a newer request in the meantime replaces this one.
+                if await asyncio.to_thread(token.wait, self.options.debounce_ms / 1000):
+                    entry["outcome"] = "superseded"
+                    return empty
+            loop = asyncio.get_running_loop()
+            fut = loop.run_in_executor(self.model_pool, self.engine.run, plan, token)
+            try:
+                result = await asyncio.wait_for(
+                    asyncio.shield(fut), self.options.request_timeout_ms / 1000
+                )
+            except TimeoutError:
+                token.cancel()
+                entry["outcome"] = "timeout"
+                self.notify_user(
+                    f"hone: the model gave no answer within {self.options.request_timeout_ms} ms; "
+                    "the request was dropped"
+                )
+                return empty
+            except asyncio.CancelledError:
+                token.cancel()  # $/cancelRequest: stop the generation too
+                entry["outcome"] = "cancelled"
+                raise
+            return self._answer(result, entry, t0)
+        except Cancelled as exc:
+            entry["outcome"] = "superseded"
+            st = getattr(exc, "stats", None)
+            if st is not None and st.cancel_noticed_at and token.cancelled_at:
+                entry["cancel_to_stop_ms"] = (st.cancel_noticed_at - token.cancelled_at) * 1000
+                if st.generated_tokens:
+                    entry["decode_step_ms"] = st.decode_s * 1000 / st.generated_tokens
+            return empty
+        except ModelError as exc:
+            entry["outcome"] = f"model-error: {exc}"
+            self.notify_user(f"hone: the model failed: {exc}", types.MessageType.Error)
+            return empty
+        finally:
+            if self.inflight.get(uri) is token:
+                del self.inflight[uri]
+
+    def _answer(
+        self, result: CompletionResult, entry: dict[str, Any], t0: float
+    ) -> types.InlineCompletionList:
+        entry.update(
+            outcome="cached" if result.cached else result.mode,
+            reason=result.reason,
+            items=result.items,
+            timings=result.timings,
+            stats={k: v for k, v in result.stats.items() if k != "raw"},
+        )
+        return types.InlineCompletionList(
+            items=[types.InlineCompletionItem(insert_text=text) for text in result.items]
+        )
+
+
+def create_server(backend: ModelBackend, engine: CompletionEngine) -> HoneServer:
+    server = HoneServer(backend, engine)
+
+    @server.feature(types.INITIALIZE)
+    def initialize(ls: HoneServer, params: types.InitializeParams) -> None:
+        ls.update_options(params.initialization_options)
+
+    @server.feature(types.INITIALIZED)
+    def initialized(ls: HoneServer, params: types.InitializedParams) -> None:
+        ls.start_loading()
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    def did_change_configuration(ls: HoneServer, params: types.DidChangeConfigurationParams) -> None:
+        ls.update_options(params.settings)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(ls: HoneServer, params: types.DidCloseTextDocumentParams) -> None:
+        ls.engine.cache.forget(params.text_document.uri)
+
+    @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
+    async def inline_completion(
+        ls: HoneServer, params: types.InlineCompletionParams
+    ) -> types.InlineCompletionList | None:
+        return await ls.inline_completion(params)
+
+    @server.feature(STATS_REQUEST)
+    def stats(ls: HoneServer, params: Any) -> dict[str, Any]:
+        return {
+            "generations_started": ls.engine.generations_started,
+            "model": ls.backend.name,
+            "load_error": ls.load_error,
+            "recent": list(ls.recent),
+        }
+
+    return server

@@ -1,0 +1,94 @@
+"""Shared fixtures: a real `hone serve` process over stdio, driven by an LSP client."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lsprotocol import types
+from pytest_lsp import ClientServerConfig
+
+REPO = Path(__file__).resolve().parent.parent
+CACHE = Path(os.environ.get("HONE_CACHE_DIR") or REPO / ".hone-cache")
+os.environ.setdefault("HONE_CACHE_DIR", str(CACHE))
+
+
+def write_script(path: Path, text: str | list[dict[str, Any]], **extra: Any) -> str:
+    """A scripted fake model; returns its --model spec."""
+    responses = [{"match": None, "text": text}] if isinstance(text, str) else text
+    path.write_text(json.dumps({"responses": responses, "step_ms": 5, **extra}))
+    return f"scripted:{path}"
+
+
+@pytest.fixture
+def script(tmp_path: Path):
+    def make(text: str | list[dict[str, Any]], **extra: Any) -> str:
+        return write_script(tmp_path / f"script{len(list(tmp_path.iterdir()))}.json", text, **extra)
+
+    return make
+
+
+@contextlib.asynccontextmanager
+async def lsp_session(
+    model: str | None, init_options: dict[str, Any] | None = None, extra_args: list[str] = ()
+) -> AsyncIterator[Any]:
+    cmd = [sys.executable, "-m", "hone.server.cli", "serve", *extra_args]
+    if model:
+        cmd += ["--model", model]
+    env = {**os.environ, "HONE_CACHE_DIR": str(CACHE)}
+    client = await ClientServerConfig(server_command=cmd, server_env=env).start()
+    try:
+        result = await client.initialize_session(
+            types.InitializeParams(
+                capabilities=types.ClientCapabilities(
+                    window=types.WindowClientCapabilities(work_done_progress=True)
+                ),
+                initialization_options=init_options or {"debounceMs": 0},
+            )
+        )
+        client.init_result = result
+        yield client
+        await client.shutdown_session()
+    finally:
+        with contextlib.suppress(Exception):
+            await client.stop()
+
+
+@pytest.fixture
+def session():
+    return lsp_session
+
+
+def open_doc(client: Any, uri: str, text: str, language: str = "python", version: int = 1) -> None:
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(uri=uri, language_id=language, version=version, text=text)
+        )
+    )
+
+
+def end_position(text: str) -> types.Position:
+    lines = text.split("\n")
+    return types.Position(line=len(lines) - 1, character=len(lines[-1].encode("utf-16-le")) // 2)
+
+
+async def inline(client: Any, uri: str, pos: types.Position) -> list[str]:
+    result = await client.text_document_inline_completion_async(
+        types.InlineCompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=pos,
+            context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic),
+        )
+    )
+    items = result.items if isinstance(result, types.InlineCompletionList) else (result or [])
+    return [i.insert_text if isinstance(i.insert_text, str) else i.insert_text.value for i in items]
+
+
+async def stats(client: Any) -> dict[str, Any]:
+    return await client.protocol.send_request_async("hone/stats", None)
