@@ -27,6 +27,8 @@ from pathlib import Path
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 
+from hone.server.lsp import STATS_REQUEST, plain
+
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
 # Fixed evaluation files: chosen before any tuning, never used to tune prompts.
 FILES = [
@@ -130,7 +132,7 @@ class Bench:
         return [i.insert_text for i in items], rtt
 
     async def stats(self) -> dict:
-        return await self.client.protocol.send_request_async("hone/stats", None)
+        return plain(await self.client.protocol.send_request_async(STATS_REQUEST, None))
 
     async def last(self) -> dict:
         return (await self.stats())["recent"][-1]

@@ -34,6 +34,15 @@ VERSION = "0.1.0"
 STATS_REQUEST = "hone/stats"
 
 
+def plain(value: Any) -> Any:
+    """A `hone/stats` answer as a pygls client decodes it (named tuples) -> dicts and lists."""
+    if hasattr(value, "_asdict"):
+        return {k: plain(v) for k, v in value._asdict().items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
+
+
 def engine_options(o: Options) -> EngineOptions:
     return EngineOptions(
         multiline=o.multiline,
@@ -108,13 +117,11 @@ class HoneServer(LanguageServer):
             offset = len(doc.source)
         else:
             line_text = lines[pos.line].rstrip("\r\n")
-            server_pos = doc.position_codec.position_from_client_units(lines, pos)
-            if server_pos.character > len(line_text) or (
-                pos.character > 0 and server_pos.character == 0
-            ):
+            units = len(line_text.encode("utf-16-le")) // 2
+            if pos.character > units:
                 raise CompletionRefused(
                     f"position {pos.line}:{pos.character} is past the end of its line "
-                    f"({len(line_text)} characters)"
+                    f"({units} UTF-16 units)"
                 )
             offset = doc.offset_at_position(pos)
         path = doc.path if uri.startswith("file:") else uri

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -13,6 +14,8 @@ from typing import Any
 import pytest
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig
+
+from hone.server.lsp import STATS_REQUEST, plain
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("HONE_CACHE_DIR") or REPO / ".hone-cache")
@@ -54,10 +57,13 @@ async def lsp_session(
         )
         client.init_result = result
         yield client
-        await client.shutdown_session()
+        await asyncio.wait_for(client.shutdown_session(), 30)
     finally:
+        proc = getattr(client, "_server", None)
+        if proc is not None and proc.returncode is None:
+            proc.kill()  # the test failed mid-session: do not wait for a graceful exit
         with contextlib.suppress(Exception):
-            await client.stop()
+            await asyncio.wait_for(client.stop(), 10)
 
 
 @pytest.fixture
@@ -91,4 +97,5 @@ async def inline(client: Any, uri: str, pos: types.Position) -> list[str]:
 
 
 async def stats(client: Any) -> dict[str, Any]:
-    return await client.protocol.send_request_async("hone/stats", None)
+    """The server's `hone/stats` answer as plain dicts and lists."""
+    return plain(await client.protocol.send_request_async(STATS_REQUEST, None))

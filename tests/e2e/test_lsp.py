@@ -144,7 +144,7 @@ async def test_newer_request_supersedes_older(script):
         assert await first == []
         assert (await second)[0].startswith("return a + b")
         recent = (await stats(client))["recent"]
-        assert [r["outcome"] for r in recent] == ["superseded", "single"]
+        assert [r["outcome"] for r in recent] == ["superseded", "multi"]
 
 
 async def test_cancel_request_stops_generation(script):

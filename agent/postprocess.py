@@ -1,0 +1,471 @@
+"""Cleaning the model's raw output into the text to insert at the cursor.
+
+:func:`postprocess` turns raw generated text into the suggestion ("" for none);
+:func:`is_complete` tells the streaming loop when nothing more would be kept, so
+generation can stop early. Both are plain-text and bracket/indentation based (see
+:func:`hone.agent.syntax.scan_text`), so they agree with each other, cost
+microseconds, and work on the half-written code that completions are made of. The
+steps, in order:
+
+1. cut at the first template/control token (``<|endoftext|>``, ``<fim_middle>``,
+   ``<｜fim▁end｜>``, ``<EOT>``, ...); normalise line endings to ``\\n``;
+2. shape: SINGLE keeps the first line ("" when it is blank); MULTI keeps lines up
+   to the end of the block the cursor is in: the first line (after the first) that
+   starts outside brackets and strings at an indentation at or under the block's
+   base ends it (comment lines there only end it if code follows them). For brace
+   languages a bare closing line (``}``, ``});``) at the base is kept when the
+   suffix does not already close the block;
+3. suffix overlap: a completion tail equal to the start of the rest of the cursor
+   line is dropped when that does not unbalance brackets (``foo(x))`` before ``)``
+   gives ``foo(x)``); in SINGLE mode closers beyond what the line can take, given
+   the suffix, are cut; completion lines that reappear as the next line(s) of the
+   suffix are cut with everything after them;
+4. repeats: give nothing when the first line repeats the last line of the prefix;
+   cut a degenerate loop: a non-trivial line identical to the one before it, or
+   the start of four lines in a row repeating four earlier lines (one repeated line
+   alone is too common in real code to cut at: see :func:`_repeat_cut`);
+5. trailing whitespace is trimmed from every line, trailing blank lines dropped,
+   and a whitespace-only result becomes "".
+
+Lines are *trivial* (never treated as repeats) when they are short, have no
+letters or digits, or start with a keyword that legitimately repeats: ``return``,
+``raise``, ``break``, ``continue``, ``pass``, ``else``, ``try``, ``finally``,
+``except``, ``case``, ``default``, ``end``, a decorator.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+
+from hone.agent.policy import Mode
+from hone.agent.syntax import indent_width, scan_text, spec_for
+
+__all__ = ["CONTROL_TOKEN", "is_complete", "postprocess"]
+
+CONTROL_TOKEN = re.compile(
+    r"<\|[^|<>\s]{1,40}\|>"  # <|endoftext|> <|im_end|> <|fim_prefix|> <|file_separator|>
+    r"|<｜[^｜<>]{1,40}｜>"  # DeepSeek: <｜fim▁begin｜> <｜end▁of▁sentence｜>
+    r"|<fim[_-](?:prefix|suffix|middle|pad)>"
+    r"|<(?:file_sep|filename|repo_name|reponame|gh_stars|issue_start|commit_before"
+    r"|commit_msg|commit_after|empty_output|jupyter_[a-z_]+)>"
+    r"|<(?:EOT|PRE|SUF|MID)>"
+)
+
+_CLOSING_CHARS = frozenset(")]}\"'`")
+_CLOSER_LINE = re.compile(r"[)\]}]+[)\]};,]*")
+_TRIVIAL_WORDS = frozenset(
+    "return raise yield break continue pass else elif try finally except case default "
+    "end fi done esac".split()
+)
+_LEADING_WORD = re.compile(r"[A-Za-z_]+")
+_PREFIX_TAIL = 8_000  # characters of prefix examined (the block base is found in it)
+_SUFFIX_HEAD = 2_000
+_STATEMENT_LINES = 30  # prefix lines whose open brackets the completion may close
+_RUN = 4  # repeated lines in a row that make a loop
+
+
+def postprocess(completion: str, *, prefix: str, suffix: str, mode: Mode, language: str) -> str:
+    """The text to insert at the cursor for raw model output ``completion`` ("" for none)."""
+    try:
+        mode = Mode(mode)
+        if not isinstance(completion, str) or not completion or mode is Mode.NONE:
+            return ""
+        ctx = _context(*_clip(prefix, suffix), language if isinstance(language, str) else "")
+        text = _normalise(_cut_control(completion))
+        if mode is Mode.SINGLE:
+            text = _single(text, ctx)
+        else:
+            text = _multi(text, ctx)
+        return _finish(text)
+    except Exception:  # a bug here must not surface in the editor
+        return ""
+
+
+def is_complete(generated: str, *, prefix: str, suffix: str, mode: Mode, language: str) -> bool:
+    """True once more generated text could not change what :func:`postprocess` keeps."""
+    try:
+        mode = Mode(mode)
+        if not isinstance(generated, str) or mode is Mode.NONE:
+            return True
+        if "<" in generated and CONTROL_TOKEN.search(generated):
+            return True
+        text = _normalise(generated)
+        if mode is Mode.SINGLE:
+            return "\n" in text
+        if "\n" not in text:
+            return False
+        ctx = _context(*_clip(prefix, suffix), language if isinstance(language, str) else "")
+        return _multi_complete(text, ctx)
+    except Exception:
+        return True
+
+
+# --------------------------------------------------------------------------------------
+# Context from the prefix and suffix
+
+
+@dataclass(frozen=True, eq=False)  # identity hash: instances come from a cache
+class _Context:
+    language: str
+    before: str  # the cursor line up to the cursor
+    prev_lines: tuple[str, ...]  # prefix lines above the cursor line, nearest last
+    rest: str  # the cursor line after the cursor
+    next_lines: tuple[str, ...]  # the next non-blank suffix lines (up to 3), stripped
+    closes_block: str  # first closing character the suffix supplies after the cursor
+
+    @property
+    def offside(self) -> bool:
+        return spec_for(self.language).block_open != "{"
+
+    @functools.cached_property
+    def statement(self) -> str:
+        """The prefix's last lines up to the cursor: brackets opened there may be closed."""
+        return "\n".join((*self.prev_lines[-_STATEMENT_LINES:], self.before))
+
+    @property
+    def last_prefix_line(self) -> str:
+        """The last non-blank prefix line: the cursor line if it holds text, else above."""
+        if self.before.strip():
+            return self.before
+        for line in reversed(self.prev_lines):
+            if line.strip():
+                return line
+        return ""
+
+
+def _clip(prefix: object, suffix: object) -> tuple[str, str]:
+    prefix = prefix if isinstance(prefix, str) else ""
+    suffix = suffix if isinstance(suffix, str) else ""
+    return prefix[-_PREFIX_TAIL:], suffix[:_SUFFIX_HEAD]
+
+
+@functools.lru_cache(maxsize=32)
+def _context(prefix: str, suffix: str, language: str) -> _Context:
+    lines = _normalise(prefix).split("\n")
+    if len(prefix) >= _PREFIX_TAIL and len(lines) > 1:
+        lines = lines[1:]  # the first one is probably cut
+    after = _normalise(suffix).split("\n")
+    following = [line.strip() for line in after[1:] if line.strip()][:3]
+    closes = ""
+    for line in after:
+        stripped = line.strip()
+        if stripped:
+            closes = stripped[0] if stripped[0] in ")]}" else ""
+            break
+    return _Context(
+        language=language,
+        before=lines[-1],
+        prev_lines=tuple(lines[:-1]),
+        rest=after[0],
+        next_lines=tuple(following),
+        closes_block=closes,
+    )
+
+
+def _normalise(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+
+
+def _cut_control(text: str) -> str:
+    match = CONTROL_TOKEN.search(text) if "<" in text else None
+    return text[: match.start()] if match else text
+
+
+# --------------------------------------------------------------------------------------
+# Lines
+
+
+def _lead(line: str) -> str:
+    return line[: len(line) - len(line.lstrip(" \t\f"))]
+
+
+def _trivial(line: str) -> bool:
+    stripped = line.strip()
+    if len(stripped) < 4 or not any(ch.isalnum() for ch in stripped):
+        return True
+    if stripped.startswith("@"):
+        return True
+    word = _LEADING_WORD.match(stripped)
+    return word is not None and word.group() in _TRIVIAL_WORDS
+
+
+def _code_of(line: str, language: str) -> str:
+    """``line`` without a trailing line comment, stripped."""
+    scan = scan_text(line, language)
+    return (line[: scan.comment_start] if scan.comment_start >= 0 else line).strip()
+
+
+def _logical_start(lines: tuple[str, ...] | list[str], index: int, language: str) -> int:
+    """Index of the line starting the statement whose last line is ``lines[index]``."""
+    need = 0
+    for i in range(index, max(-1, index - 50), -1):
+        scan = scan_text(lines[i], language)
+        need += scan.excess - (len(scan.open) if i != index else 0)
+        if need <= 0:
+            return i
+    return index
+
+
+@functools.lru_cache(maxsize=64)
+def _block_base(ctx: _Context, first_indent: str) -> int | None:
+    """Indentation width at or under which a line ends the block being completed.
+
+    ``first_indent`` is the leading whitespace of the completion's first non-blank
+    line when it goes on the (blank) cursor line. None: no block to end (top level).
+    """
+    lines = ctx.prev_lines
+    if ctx.before.strip():  # after code on the cursor line, e.g. a header `def f(x):`
+        full = (*lines, ctx.before)
+        return indent_width(_lead(full[_logical_start(full, len(full) - 1, ctx.language)]))
+    block_open = spec_for(ctx.language).block_open
+    for i in range(len(lines) - 1, max(-1, len(lines) - 200), -1):
+        code = _code_of(lines[i], ctx.language)
+        if not code:
+            continue
+        if block_open and code.endswith(block_open):
+            return indent_width(_lead(lines[_logical_start(lines, i, ctx.language)]))
+        break
+    body = indent_width(ctx.before + first_indent)
+    for i in range(len(lines) - 1, max(-1, len(lines) - 400), -1):
+        line = lines[i]
+        if line.strip():
+            width = indent_width(_lead(line))
+            if width < body:
+                return width
+    return None
+
+
+# --------------------------------------------------------------------------------------
+# SINGLE
+
+
+def _single(text: str, ctx: _Context) -> str:
+    line = text.split("\n", 1)[0].rstrip()
+    if not line.strip():
+        return ""
+    line = _trim_overlap(line, ctx)
+    line = _trim_excess_closers(line, ctx)
+    full = ctx.before + line
+    if not _trivial(full) and full.strip() in _refs(ctx):
+        return ""
+    return line
+
+
+def _refs(ctx: _Context) -> set[str]:
+    """Lines a SINGLE completion must not reproduce: the line above, the next suffix line."""
+    refs = {_line_above(ctx).strip()} - {""}
+    if ctx.next_lines and not ctx.rest.strip():
+        refs.add(ctx.next_lines[0])
+    return refs
+
+
+def _score(text: str, language: str) -> tuple[int, int, int]:
+    scan = scan_text(text, language)
+    return scan.excess, bool(scan.quote), len(scan.open)
+
+
+def _trim_overlap(tail: str, ctx: _Context, head: str = "") -> str:
+    """Drop the end of ``tail`` that repeats the rest of the cursor line.
+
+    ``head`` is completion text before ``tail`` (MULTI). Two kinds of cut, kept only
+    if the line's brackets and quotes end up no worse balanced:
+
+    * the tail equals the start of the rest (``foo(x))`` before ``)``: ``foo(x)``);
+    * the completion closes, early, what the rest closes and goes on past it
+      (``%s", path)`` before ``")``: ``%s``) - only when strictly better balanced.
+    """
+    rest = ctx.rest.rstrip()
+    if not rest.strip() or not tail:
+        return tail
+    before = ctx.statement + head
+
+    def score(candidate: str) -> tuple[int, int, int]:
+        return _score(before + candidate + rest, ctx.language)
+
+    best, best_score = tail, score(tail)
+    for k in range(1, min(len(tail), len(rest)) + 1):
+        if tail.endswith(rest[:k]):
+            candidate = tail[:-k]
+            candidate_score = score(candidate)
+            if candidate_score <= best_score:
+                best, best_score = candidate, candidate_score
+    closer = rest.lstrip()[0]
+    if closer in _CLOSING_CHARS:
+        j = len(tail)
+        while (j := tail.rfind(closer, 0, j)) > 0:
+            candidate = tail[:j].rstrip()
+            candidate_score = score(candidate)
+            if candidate_score < best_score:
+                best, best_score = candidate, candidate_score
+    return best
+
+
+def _trim_excess_closers(line: str, ctx: _Context) -> str:
+    """Cut ``line`` before the closer that leaves the cursor line with unmatched closers."""
+    rest, before = ctx.rest, ctx.statement
+    allowed = scan_text(before + rest, ctx.language).excess
+    if scan_text(before + line + rest, ctx.language).excess <= allowed:
+        return line
+    for j in range(len(line) - 1, -1, -1):
+        if line[j] in ")]}":
+            candidate = line[:j]
+            if scan_text(before + candidate + rest, ctx.language).excess <= allowed:
+                return candidate.rstrip()
+    return line
+
+
+# --------------------------------------------------------------------------------------
+# MULTI
+
+
+def _prepare(text: str, ctx: _Context) -> tuple[list[str], int | None, list[bool]]:
+    """Lines of a MULTI completion, the block base width, and continuation-line flags."""
+    lines = _drop_leading_blank_lines(text.split("\n"), ctx)
+    first_indent = next((_lead(line) for line in lines if line.strip()), "")
+    base = _block_base(ctx, first_indent if not ctx.before.strip() else "")
+    continuation = scan_text("\n".join(lines), ctx.language).continuation
+    return lines, base, continuation
+
+
+def _multi(text: str, ctx: _Context) -> str:
+    lines, base, continuation = _prepare(text, ctx)
+    kept = [lines[0]]
+    for i in range(1, len(lines)):
+        line = lines[i]
+        if _ends_block(line, base, continuation[i - 1], ctx):
+            if _keeps_closer_line(line, ctx):
+                kept.append(line)
+            break
+        kept.append(line)
+    while len(kept) > 1 and (
+        not kept[-1].strip() or (_is_comment(kept[-1], ctx) and _at_base(kept[-1], base))
+    ):
+        kept.pop()  # trailing blank lines, and a comment at the base: it belongs to what follows
+
+    kept = kept[: _suffix_cut(kept, ctx, final=True)]
+    kept = kept[: _repeat_cut(kept, ctx)]
+    if kept and ctx.rest.strip():
+        head = "\n".join(kept[:-1]) + ("\n" if len(kept) > 1 else "")
+        kept[-1] = _trim_overlap(kept[-1].rstrip(), ctx, head)
+    return "\n".join(kept)
+
+
+def _multi_complete(text: str, ctx: _Context) -> bool:
+    """Mirror of :func:`_multi`: True once one of its cuts is decided by finished lines."""
+    lines, base, continuation = _prepare(text, ctx)
+    last = len(lines) - 1
+    for i in range(1, len(lines)):
+        if _ends_block(lines[i], base, continuation[i - 1], ctx):
+            # a bare `}` line may still be kept: wait until it is finished
+            return i < last or not _keeps_closer_line(lines[i], ctx)
+    finished = lines[:last]
+    return _suffix_cut(finished, ctx, final=False) < last or _repeat_cut(finished, ctx) < last
+
+
+def _is_comment(line: str, ctx: _Context) -> bool:
+    return line.lstrip().startswith(spec_for(ctx.language).line_comments or "\0")
+
+
+def _ends_block(line: str, base: int | None, continuation: bool, ctx: _Context) -> bool:
+    """Whether ``line`` (not the first) closes the block: code at or under the base.
+
+    Comment lines there are not decisive: they are kept only if block code follows.
+    """
+    if continuation or not line.strip() or _is_comment(line, ctx):
+        return False
+    return _at_base(line, base)
+
+
+def _at_base(line: str, base: int | None) -> bool:
+    return base is not None and indent_width(_lead(line)) <= base
+
+
+def _drop_leading_blank_lines(lines: list[str], ctx: _Context) -> list[str]:
+    """On a blank cursor line, ``"\\n    code"`` becomes ``"code"`` (no empty first line)."""
+    if ctx.before.strip() or lines[0].strip() or len(lines) < 2:
+        return lines
+    for i, line in enumerate(lines):
+        if line.strip():
+            if not line.startswith(ctx.before):
+                return lines
+            return [line[len(ctx.before) :], *lines[i + 1 :]]
+    return lines
+
+
+def _keeps_closer_line(line: str, ctx: _Context) -> bool:
+    """A bare ``}`` line at the block base is kept if the suffix does not close the block."""
+    if ctx.offside:
+        return False
+    stripped = line.strip()
+    return bool(_CLOSER_LINE.fullmatch(stripped)) and ctx.closes_block != stripped[0]
+
+
+def _suffix_cut(lines: list[str], ctx: _Context, *, final: bool) -> int:
+    """Index of the first line that reappears as the suffix's next line (len if none).
+
+    A trivial line (``pass``, ``}``) only counts when it is the completion's last
+    line (``final``: the text is complete) or the following line matches too.
+    """
+    if not ctx.next_lines:
+        return len(lines)
+    target = ctx.next_lines[0]
+    for i in range(0 if not ctx.before.strip() else 1, len(lines)):
+        full = (ctx.before + lines[i]) if i == 0 else lines[i]
+        if full.strip() != target:
+            continue
+        if not _trivial(target):
+            return i
+        later = [line.strip() for line in lines[i + 1 :] if line.strip()]
+        if (final and not later) or (later and later[:1] == list(ctx.next_lines[1:2])):
+            return i
+    return len(lines)
+
+
+def _repeat_cut(lines: list[str], ctx: _Context) -> int:
+    """Index where repetition starts (len if none).
+
+    The first content line repeating the last prefix line cuts everything. Otherwise
+    a degenerate loop is a non-trivial line identical to the line before it, or the
+    start of a run of four lines repeating four earlier lines. (A single repeated
+    line is common in real code: ~8% of stdlib functions have one; a repeated
+    four-line run ~0.5%.)
+    """
+    content = [
+        (i, (ctx.before + line if i == 0 else line).rstrip())
+        for i, line in enumerate(lines)
+        if line.strip()
+    ]
+    if not content:
+        return len(lines)
+    first, full = content[0]
+    reference = ctx.last_prefix_line if first > 0 else _line_above(ctx)
+    if not _trivial(full) and full.strip() == reference.strip():
+        return first
+    keys = [key for _, key in content]
+    earlier: dict[str, list[int]] = {}
+    for p, key in enumerate(keys):
+        if not _trivial(key):
+            if p and keys[p - 1] == key:
+                return content[p][0]
+            for q in earlier.get(key, ()):
+                if keys[q + 1 : q + _RUN] == keys[p + 1 : p + _RUN] and p + _RUN <= len(keys):
+                    return content[p][0]
+        earlier.setdefault(key, []).append(p)
+    return len(lines)
+
+
+def _line_above(ctx: _Context) -> str:
+    return next((line for line in reversed(ctx.prev_lines) if line.strip()), "")
+
+
+# --------------------------------------------------------------------------------------
+
+
+def _finish(text: str) -> str:
+    lines = [line.rstrip() for line in text.split("\n")]
+    while len(lines) > 1 and not lines[-1]:
+        lines.pop()
+    result = "\n".join(lines)
+    return result if result.strip() else ""

@@ -1,0 +1,248 @@
+--- hone for Neovim (>= 0.12): a thin client.
+---
+--- It registers the `hone serve` language server with vim.lsp.config/vim.lsp.enable, turns on
+--- Neovim's built-in LSP inline completion (`vim.lsp.inline_completion`, LSP 3.18
+--- textDocument/inlineCompletion) in the buffers the server attaches to, and maps a key that
+--- accepts the ghost text. Everything else (when to complete, what to show) is the server's job.
+local M = {}
+
+--- Name of the LSP config and of the client (`vim.lsp.get_clients({ name = "hone" })`).
+M.name = "hone"
+
+---@class hone.Keymaps
+---@field accept string|false Insert-mode key that accepts the ghost text; falls back to the key itself.
+---@field next string|false Insert-mode key that shows the next candidate.
+---@field prev string|false Insert-mode key that shows the previous candidate.
+
+---@class hone.Config
+---@field cmd string[] Command that starts the server (speaks LSP over stdio).
+---@field model? string Passed to the server as `--model MODEL` (else the server's default / $HONE_MODEL).
+---@field filetypes string[] Filetypes the server is started for.
+---@field root_markers (string|string[])[] Files that mark the workspace root.
+---@field init_options table Sent as `initializationOptions` (e.g. maxNewTokens, multiline, debounceMs).
+---@field settings? table Sent as `workspace/didChangeConfiguration` settings after start.
+---@field cmd_env? table Extra environment for the server process.
+---@field detached? boolean Run the server in its own process group (Neovim's default: true).
+---@field exit_timeout integer|false On quit, wait this many ms for the server to exit after "shutdown", then SIGTERM it (false: don't wait).
+---@field inline_completion boolean Enable vim.lsp.inline_completion in attached buffers.
+---@field keymaps hone.Keymaps
+M.defaults = {
+  cmd = { "hone", "serve" },
+  model = nil,
+  filetypes = {
+    "python",
+    "javascript",
+    "javascriptreact",
+    "typescript",
+    "typescriptreact",
+    "go",
+    "rust",
+  },
+  root_markers = { ".git", "pyproject.toml", "setup.py", "package.json", "go.mod", "Cargo.toml" },
+  init_options = {},
+  settings = nil,
+  cmd_env = nil,
+  detached = nil,
+  exit_timeout = 1000,
+  inline_completion = true,
+  keymaps = {
+    accept = "<Tab>",
+    next = "<M-]>",
+    prev = "<M-[>",
+  },
+}
+
+---@type hone.Config?
+M.config = nil
+
+local augroup = vim.api.nvim_create_augroup("hone", { clear = true })
+
+--- The command line that starts the server, with `--model` appended when configured.
+---@param config hone.Config
+---@return string[]
+local function server_cmd(config)
+  local cmd = vim.list_extend({}, config.cmd)
+  if config.model and config.model ~= "" then
+    vim.list_extend(cmd, { "--model", config.model })
+  end
+  return cmd
+end
+
+--- The vim.lsp.Config registered under the name "hone".
+---@param config hone.Config
+---@return vim.lsp.Config
+function M.lsp_config(config)
+  return {
+    cmd = server_cmd(config),
+    filetypes = config.filetypes,
+    root_markers = config.root_markers,
+    -- An empty Lua table would be encoded as a JSON array ([]), so send nothing instead.
+    init_options = next(config.init_options) ~= nil and config.init_options or nil,
+    settings = config.settings,
+    cmd_env = config.cmd_env,
+    detached = config.detached,
+    -- Neovim's default (false) quits right after sending "shutdown", so the server meets a
+    -- closed pipe instead of "exit"; waiting lets it shut down cleanly (and a hung one is killed).
+    flags = { exit_timeout = config.exit_timeout },
+  }
+end
+
+---@param bufnr integer
+---@param keymaps hone.Keymaps
+local function map_keys(bufnr, keymaps)
+  if keymaps.accept then
+    local key = keymaps.accept
+    vim.keymap.set("i", key, function()
+      if vim.lsp.inline_completion.get({ bufnr = bufnr }) then
+        return ""
+      end
+      return key
+    end, { buffer = bufnr, expr = true, desc = "hone: accept inline completion" })
+  end
+  if keymaps.next then
+    vim.keymap.set("i", keymaps.next, function()
+      vim.lsp.inline_completion.select({ bufnr = bufnr, count = 1 })
+    end, { buffer = bufnr, desc = "hone: next inline completion" })
+  end
+  if keymaps.prev then
+    vim.keymap.set("i", keymaps.prev, function()
+      vim.lsp.inline_completion.select({ bufnr = bufnr, count = -1 })
+    end, { buffer = bufnr, desc = "hone: previous inline completion" })
+  end
+end
+
+---@param args { buf: integer, data: { client_id: integer } }
+local function on_attach(args)
+  local client = vim.lsp.get_client_by_id(args.data.client_id)
+  if not client or client.name ~= M.name or not M.config then
+    return
+  end
+  if M.config.inline_completion then
+    -- Neovim creates the per-buffer completor right after LspAttach, for every client that
+    -- supports textDocument/inlineCompletion, once the buffer is enabled here.
+    vim.lsp.inline_completion.enable(true, { bufnr = args.buf })
+  end
+  map_keys(args.buf, M.config.keymaps)
+end
+
+--- Configure and enable the hone language server.
+---@param opts? hone.Config|table
+function M.setup(opts)
+  local config = vim.tbl_deep_extend("force", vim.deepcopy(M.defaults), opts or {})
+  -- Lists replace the defaults instead of being merged index by index.
+  for _, key in ipairs({ "cmd", "filetypes", "root_markers" }) do
+    if opts and opts[key] then
+      config[key] = opts[key]
+    end
+  end
+  vim.validate("cmd", config.cmd, "table")
+  vim.validate("filetypes", config.filetypes, "table")
+  vim.validate("init_options", config.init_options, "table")
+  M.config = config
+
+  if vim.fn.has("nvim-0.12") == 0 or not (vim.lsp and vim.lsp.inline_completion) then
+    vim.notify("hone: Neovim >= 0.12 (vim.lsp.inline_completion) is required", vim.log.levels.ERROR)
+    return
+  end
+  if vim.fn.executable(config.cmd[1]) == 0 then
+    vim.notify(("hone: %q is not executable; set cmd in setup()"):format(config.cmd[1]), vim.log.levels.WARN)
+  end
+
+  vim.api.nvim_clear_autocmds({ group = augroup })
+  vim.api.nvim_create_autocmd("LspAttach", {
+    group = augroup,
+    callback = on_attach,
+    desc = "hone: enable inline completion and keymaps",
+  })
+
+  vim.lsp.config(M.name, M.lsp_config(config))
+  vim.lsp.enable(M.name)
+end
+
+--- The hone clients attached to a buffer.
+---@param bufnr? integer (default: current buffer)
+---@return vim.lsp.Client[]
+function M.clients(bufnr)
+  return vim.lsp.get_clients({ name = M.name, bufnr = bufnr or vim.api.nvim_get_current_buf() })
+end
+
+--- Machine-readable status for a buffer (used by :HoneStatus and the tests).
+---@param bufnr? integer
+---@return table
+function M.status(bufnr)
+  bufnr = vim._resolve_bufnr(bufnr)
+  local clients = {}
+  for _, client in ipairs(M.clients(bufnr)) do
+    table.insert(clients, {
+      id = client.id,
+      name = client.name,
+      initialized = client.initialized or false,
+      root_dir = client.root_dir,
+      server_info = client.server_info,
+      inline_completion = client:supports_method("textDocument/inlineCompletion", bufnr),
+      stopped = client:is_stopped(),
+    })
+  end
+  return {
+    setup = M.config ~= nil,
+    enabled = vim.lsp.is_enabled(M.name),
+    bufnr = bufnr,
+    filetype = vim.bo[bufnr].filetype,
+    attached = #clients > 0,
+    clients = clients,
+    inline_completion_enabled = vim.lsp.inline_completion.is_enabled({ bufnr = bufnr }),
+    cmd = M.config and server_cmd(M.config) or nil,
+  }
+end
+
+--- Print a human-readable status for the current buffer.
+function M.print_status()
+  local s = M.status()
+  if not s.setup then
+    vim.notify('hone: not set up; call require("hone").setup()', vim.log.levels.WARN)
+    return
+  end
+  local lines = {
+    ("hone: %s for buffer %d (filetype %q)"):format(
+      s.attached and "attached" or "not attached",
+      s.bufnr,
+      s.filetype
+    ),
+    ("  cmd: %s"):format(table.concat(s.cmd, " ")),
+    ("  inline completion enabled in buffer: %s"):format(s.inline_completion_enabled),
+  }
+  for _, c in ipairs(s.clients) do
+    local info = c.server_info and (c.server_info.name .. " " .. (c.server_info.version or "")) or "?"
+    table.insert(
+      lines,
+      ("  client %d: %s, server %s, root %s, inlineCompletionProvider: %s"):format(
+        c.id,
+        c.stopped and "stopped" or (c.initialized and "running" or "starting"),
+        info,
+        c.root_dir or "(none)",
+        c.inline_completion
+      )
+    )
+  end
+  if not s.attached and not vim.tbl_contains(M.config.filetypes, s.filetype) then
+    table.insert(lines, ("  filetype %q is not in filetypes"):format(s.filetype))
+  end
+  vim.notify(table.concat(lines, "\n"), vim.log.levels.INFO)
+end
+
+--- Toggle inline completion in the current buffer.
+function M.toggle()
+  local enabled = vim.lsp.inline_completion.is_enabled({ bufnr = 0 })
+  vim.lsp.inline_completion.enable(not enabled, { bufnr = 0 })
+  vim.notify(("hone: inline completion %s"):format(enabled and "disabled" or "enabled"))
+end
+
+--- Stop the hone clients and start them again for the open buffers.
+function M.restart()
+  vim.lsp.enable(M.name, false)
+  vim.defer_fn(function()
+    vim.lsp.enable(M.name, true)
+  end, 500)
+end
+
+return M

@@ -1,0 +1,369 @@
+"""hone.agent.postprocess: golden cases, real stdlib bodies streamed through
+is_complete/postprocess, and hand-written edge cases."""
+
+from __future__ import annotations
+
+import ast
+import json
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from hone.agent.policy import Mode
+from hone.agent.postprocess import is_complete, postprocess
+
+if TYPE_CHECKING:
+    from conftest import Block
+
+GOLDEN = Path(__file__).parent / "golden" / "postprocess"
+GOLDEN_CASES = sorted(GOLDEN.glob("*.json"))
+FILES = ["difflib.py", "textwrap.py", "json/decoder.py", "enum.py", "traceback.py", "argparse.py"]
+
+
+def run(raw: str, case: dict[str, Any]) -> str:
+    return postprocess(
+        raw,
+        prefix=case["prefix"],
+        suffix=case["suffix"],
+        mode=Mode(case["mode"]),
+        language=case.get("language", "python"),
+    )
+
+
+def done(generated: str, case: dict[str, Any]) -> bool:
+    return is_complete(
+        generated,
+        prefix=case["prefix"],
+        suffix=case["suffix"],
+        mode=Mode(case["mode"]),
+        language=case.get("language", "python"),
+    )
+
+
+def assert_early_stop_is_safe(case: dict[str, Any], final: str, step: int = 1) -> int | None:
+    """Wherever is_complete says stop, postprocess of the text so far is already final.
+
+    Returns the first length at which it said stop (None if never).
+    """
+    raw = case["raw"]
+    first = None
+    for end in range(1, len(raw) + 1, step):
+        if done(raw[:end], case):
+            first = first or end
+            assert run(raw[:end], case) == final, (end, raw[:end])
+    return first
+
+
+# --------------------------------------------------------------------------------------
+# Golden files: tests/unit/golden/postprocess/*.json
+
+
+def test_there_are_golden_cases() -> None:
+    assert len(GOLDEN_CASES) >= 40
+
+
+@pytest.mark.parametrize("path", GOLDEN_CASES, ids=[p.stem for p in GOLDEN_CASES])
+def test_golden(path: Path) -> None:
+    case = json.loads(path.read_text(encoding="utf-8"))
+    assert set(case) >= {"description", "mode", "prefix", "suffix", "raw", "expected"}
+    assert run(case["raw"], case) == case["expected"]
+    assert_early_stop_is_safe(case, case["expected"])
+
+
+# --------------------------------------------------------------------------------------
+# Real code: every function body of some stdlib files, as the model's output
+
+
+def body_expected(body: str, base: str) -> str:
+    """What a perfect MULTI suggestion keeps of a real block's text: all of it but
+    trailing blank lines and trailing comments at or under the header's indentation
+    (those belong to what follows)."""
+    lines = [line.rstrip() for line in body.split("\n")]
+
+    def at_base_comment(line: str) -> bool:
+        return line.lstrip().startswith("#") and len(line) - len(line.lstrip()) <= len(base)
+
+    while lines and (not lines[-1].strip() or at_base_comment(lines[-1])):
+        lines.pop()
+    return "\n".join(lines)
+
+
+def has_repeats(lines: list[str]) -> bool:
+    """Any non-blank line with letters or digits appearing twice (the cut rules are
+    tested on their own; here a repeat would make the oracle ambiguous)."""
+    seen = [line.strip() for line in lines if any(c.isalnum() for c in line)]
+    return len(seen) != len(set(seen))
+
+
+def function_blocks(text: str, blocks: Callable[[str], list[Block]]) -> list[Block]:
+    return [b for b in blocks(text) if b.keyword in ("def", "async")]
+
+
+@pytest.fixture(scope="module", params=FILES)
+def stdlib_functions(
+    request: pytest.FixtureRequest,
+    stdlib_source: Callable[[str], str],
+    blocks: Callable[[str], list[Block]],
+) -> tuple[str, list[Block]]:
+    text = stdlib_source(request.param)
+    return text, function_blocks(text, blocks)
+
+
+def stdlib_cases(text: str, block: Block, at_blank_line: bool) -> dict[str, Any] | None:
+    """A MULTI case whose raw output is the real body followed by the real next code."""
+    body = text[block.body_start : block.body_end]
+    tail = text[block.body_end : block.body_end + 300]
+    next_line = next((line.strip() for line in tail.split("\n") if line.strip()), "")
+    lines = body.split("\n")
+    if has_repeats(lines) or next_line in {line.strip() for line in lines}:
+        return None
+    if at_blank_line:
+        if not lines[0].startswith(block.body_indent) or not lines[0].strip():
+            return None
+        prefix = text[: block.header_end] + "\n" + block.body_indent
+        raw = body[len(block.body_indent) :] + tail
+        expected = body_expected(body[len(block.body_indent) :], block.header_indent)
+    else:
+        prefix = text[: block.header_end]
+        raw = "\n" + body + tail
+        expected = "\n" + body_expected(body, block.header_indent)
+    suffix = "\n" + text[block.body_end :]  # the document with this body removed
+    return {"mode": "multi", "prefix": prefix, "suffix": suffix, "raw": raw, "expected": expected}
+
+
+@pytest.mark.parametrize("at_blank_line", [False, True], ids=["header", "blank-line"])
+def test_real_function_bodies_are_reproduced(
+    stdlib_functions: tuple[str, list[Block]], at_blank_line: bool
+) -> None:
+    """The model "writes" the real body and goes on with the next function: the
+    suggestion is exactly the body, and streaming stops right after the body."""
+    text, functions = stdlib_functions
+    rng = random.Random(len(text))
+    checked = 0
+    for block in functions:
+        case = stdlib_cases(text, block, at_blank_line)
+        if case is None:
+            continue
+        assert run(case["raw"], case) == case["expected"], case["prefix"][-120:]
+        checked += 1
+        if block.body_end >= len(text) or rng.random() > 0.25:
+            continue
+        # stream a quarter of them: line by line inside the body, then char by char
+        raw = case["raw"]
+        tail = text[block.body_end : block.body_end + 300]
+        body_len = len(raw) - len(tail)
+        for end in [i + 1 for i, ch in enumerate(raw[:body_len]) if ch == "\n"]:
+            assert not done(raw[:end], case), raw[:end]
+        stop = assert_early_stop_is_safe(case, case["expected"])
+        first_code = body_len + len(tail) - len(tail.lstrip())  # the dedented next line
+        assert stop is not None and stop <= first_code + 1
+    assert checked >= max(3, len(functions) // 2)  # most functions qualify
+
+
+@pytest.fixture(scope="module", params=FILES[:4])
+def stdlib_text(request: pytest.FixtureRequest, stdlib_source: Callable[[str], str]) -> str:
+    return stdlib_source(request.param)
+
+
+def test_single_line_statements_are_reproduced(stdlib_text: str) -> None:
+    """Cut a real one-line statement anywhere: SINGLE gives back the rest of the line."""
+    text = stdlib_text
+    lines = text.split("\n")
+    offsets = [0]
+    for line in lines:
+        offsets.append(offsets[-1] + len(line) + 1)
+    rng = random.Random(len(text))
+    checked = 0
+    for node in ast.walk(ast.parse(text)):
+        if not isinstance(node, ast.Expr | ast.Assign | ast.Return | ast.AugAssign | ast.Raise):
+            continue
+        if node.lineno != node.end_lineno:
+            continue
+        row = node.lineno - 1
+        line = lines[row]
+        code = line.rstrip()
+        neighbours = {lines[i].strip() for i in (row - 1, row + 1) if 0 <= i < len(lines)}
+        if code.strip() in neighbours:
+            continue
+        start = node.col_offset
+        cut = rng.randrange(start, len(code))
+        prefix = text[: offsets[row] + cut]
+        raw = line[cut:] + "\n" + "\n".join(lines[row + 1 : row + 3])
+        case = {"mode": "single", "prefix": prefix, "suffix": text[offsets[row] + len(line) :]}
+        assert run(raw, case) == code[cut:].rstrip(), line
+        case["raw"] = raw
+        assert done(raw[: len(line) - cut + 1], case)
+        assert not done(raw[: len(line) - cut], case)
+        checked += 1
+    assert checked > 50
+
+
+# --------------------------------------------------------------------------------------
+# Hand-written edge cases
+
+SINGLE = {"prefix": "x = ", "suffix": "\n", "mode": "single"}
+MULTI = {"prefix": "def f():", "suffix": "\n", "mode": "multi"}
+
+CONTROL_TOKENS = [
+    "<|endoftext|>",
+    "<|im_end|>",
+    "<|im_start|>",
+    "<file_sep>",
+    "<filename>",
+    "<repo_name>",
+    "<fim_prefix>",
+    "<fim_suffix>",
+    "<fim_middle>",
+    "<fim_pad>",
+    "<|fim_prefix|>",
+    "<|fim_suffix|>",
+    "<|fim_middle|>",
+    "<|fim_pad|>",
+    "<|file_separator|>",
+    "<|repo_name|>",
+    "<｜fim▁begin｜>",
+    "<｜fim▁hole｜>",
+    "<｜fim▁end｜>",
+    "<｜end▁of▁sentence｜>",
+    "<EOT>",
+    "<PRE>",
+    "<SUF>",
+    "<MID>",
+]
+
+
+@pytest.mark.parametrize("token", CONTROL_TOKENS)
+def test_control_tokens_cut_the_completion(token: str) -> None:
+    assert run(f"compute(1){token}junk()", SINGLE) == "compute(1)"
+    assert run(f"\n    return 1{token}\n    junk()", MULTI) == "\n    return 1"
+    assert run(f"{token}compute(1)", SINGLE) == ""
+    assert done(f"compute(1){token}", SINGLE)
+    assert done(f"\n    a = 1{token}", MULTI)
+    assert not done(f"compute(1){token[:-1]}", SINGLE)
+
+
+@pytest.mark.parametrize(
+    "text", ["a < b", "x = a <| b", "List<String>", "if a<b and c>d:", "<pre>", "<s>"]
+)
+def test_lookalikes_are_not_control_tokens(text: str) -> None:
+    assert run(text, SINGLE) == text
+    assert not done(text, SINGLE)
+
+
+def test_none_mode_and_bad_input_give_nothing() -> None:
+    assert run("1", {**SINGLE, "mode": "none"}) == ""
+    assert done("", {**SINGLE, "mode": "none"})
+    assert run("", SINGLE) == ""
+    assert run("", MULTI) == ""
+    kwargs = {"prefix": "x = ", "suffix": "", "language": "python"}
+    assert postprocess(None, mode=Mode.SINGLE, **kwargs) == ""  # type: ignore[arg-type]
+    assert postprocess("1", mode="bogus", **kwargs) == ""  # type: ignore[arg-type]
+    assert is_complete(None, mode=Mode.SINGLE, **kwargs)  # type: ignore[arg-type]
+    # a mode given by value is accepted
+    assert postprocess("1\n2", mode="single", **kwargs) == "1"  # type: ignore[arg-type]
+    # missing prefix/suffix/language are treated as empty
+    weird = {"prefix": None, "suffix": 3, "language": None}
+    assert postprocess("y = 1\nz", mode=Mode.SINGLE, **weird) == "y = 1"  # type: ignore[arg-type]
+    # no prefix: no enclosing block to end (the leading newline on the blank line folds)
+    assert postprocess("\n    y = 1\nz", mode=Mode.MULTI, **weird) == "    y = 1\nz"  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "raw", ["\x00\xff\ud800", "\r\r\n\r", "(((((", "}}}}}", '"""' * 7, "\\" * 9, "\t" * 50]
+)
+def test_garbage_never_raises(raw: str) -> None:
+    for case in (SINGLE, MULTI, {**MULTI, "language": "javascript"}):
+        assert isinstance(run(raw, case), str)
+        assert isinstance(done(raw, case), bool)
+
+
+def test_single_mode_is_complete_at_first_newline() -> None:
+    assert not done("compute(", SINGLE)
+    assert done("compute()\n", SINGLE)
+    assert done("\n", SINGLE)  # a leading newline: SINGLE keeps nothing, so stop
+    assert done("a\r\n", SINGLE)
+
+
+def test_multi_mode_is_complete_at_block_end() -> None:
+    assert not done("\n", MULTI)
+    assert not done("\n    a = 1\n", MULTI)
+    assert not done("\n    a = 1\n\n", MULTI)
+    assert not done("\n    a = (\n", MULTI)
+    assert not done("\n    a = (\n1", MULTI)  # inside brackets: not a dedent
+    assert not done("\n    a = 1\n# note", MULTI)  # a comment at the base is not decisive
+    assert done("\n    a = 1\nb", MULTI)
+    assert done("\n    a = 1\n\n\nclass", MULTI)
+    assert done("\n    a = 1\n    a = 1\n", MULTI)  # a line repeated back to back
+
+
+def test_brace_closer_line_waits_for_its_newline() -> None:
+    case = {"prefix": "if (x) {", "suffix": "\n", "mode": "multi", "language": "javascript"}
+    assert not done("\n  run();\n}", case)
+    assert done("\n  run();\n}\n", case)
+    assert run("\n  run();\n}\n", case) == "\n  run();\n}"
+    assert done("\n  run();\n} else", case)
+    assert run("\n  run();\n} else {\n  stop();\n}\n", case) == "\n  run();"
+    closed = {**case, "suffix": "\n}\n"}
+    assert done("\n  run();\n}", closed)
+    assert run("\n  run();\n}", closed) == "\n  run();"
+
+
+def test_tab_indented_blocks() -> None:
+    case = {"prefix": "class A:\n\tdef f(self):", "suffix": "\n", "mode": "multi"}
+    assert run("\n\t\treturn 1\n\n\tdef g(self):\n\t\tpass", case) == "\n\t\treturn 1"
+
+
+def test_windows_line_endings() -> None:
+    case = {"prefix": "def f():\r\n    ", "suffix": "\r\n", "mode": "multi"}
+    assert run("a = 1\r\n    return a\r\nx = 2\r\n", case) == "a = 1\n    return a"
+
+
+def test_prefix_without_the_indentation_still_ends_the_block() -> None:
+    """The engine may put the indentation in the prefix, or leave it to the model."""
+    with_indent = {"prefix": "def f():\n    ", "suffix": "\n", "mode": "multi"}
+    without = {"prefix": "def f():\n", "suffix": "\n", "mode": "multi"}
+    assert run("a = 1\n    return a\nx = 2", with_indent) == "a = 1\n    return a"
+    assert run("    a = 1\n    return a\nx = 2", without) == "    a = 1\n    return a"
+
+
+def test_leading_newline_that_cannot_be_folded_is_kept() -> None:
+    """On an indented blank line, a leading newline is folded only into lines that
+    carry the cursor line's indentation; a shallower line cannot be un-indented."""
+    case = {"prefix": "def f():\n        ", "suffix": "\n", "mode": "multi"}
+    assert run("\n    a = 1\n    return a\nx", case) == "\n    a = 1\n    return a"
+
+
+def test_is_complete_is_cheap() -> None:
+    body = "".join(f"    value_{i} = compute(value_{i - 1}, {i})  # step {i}\n" for i in range(25))
+    raw = "\n" + body + "\ndef other():\n    pass\n"
+    case = {**MULTI, "prefix": "import os\n" * 200 + "def f(value_0):"}
+    timings = []
+    for end in range(1, len(raw) + 1):
+        start = time.perf_counter()
+        done(raw[:end], case)
+        timings.append(time.perf_counter() - start)
+    timings.sort()
+    assert len(raw) > 1000
+    assert timings[len(timings) // 2] < 0.0002  # median under 0.2 ms
+    assert timings[int(len(timings) * 0.95)] < 0.001
+
+
+def test_real_stdlib_stream_stops_inside_no_docstring(stdlib_source: Callable[[str], str]) -> None:
+    """Doctest lines repeat inside docstrings; that is not a loop."""
+    text = stdlib_source("difflib.py")
+    header = "    def find_longest_match(self, alo=0, ahi=None, blo=0, bhi=None):"
+    start = text.index(header) + len(header)
+    end = text.index("\n    def get_matching_blocks", start)
+    case = {
+        "mode": "multi",
+        "prefix": text[:start],
+        "suffix": text[end:],
+        "raw": text[start:end] + text[end : end + 200],
+    }
+    expected = text[start:end].rstrip()
+    assert expected.count(">>> s.find_longest_match(0, 5, 0, 9)") == 2
+    assert run(case["raw"], case) == expected
+    assert assert_early_stop_is_safe(case, expected, step=7) is not None
