@@ -103,7 +103,9 @@ class CompletionEngine:
         cached = self.cache.lookup(req.key, prefix, suffix)
         if cached is not None:
             timings["cache_ms"] = _ms(t0)
-            return Plan(req, Decision(Mode.SINGLE, "typed-ahead"), prefix, suffix, "", cached, timings)
+            return Plan(
+                req, Decision(Mode.SINGLE, "typed-ahead"), prefix, suffix, "", cached, timings
+            )
 
         t1 = time.perf_counter()
         decision = decide(text, req.offset, req.language)
@@ -140,7 +142,9 @@ class CompletionEngine:
         prefix, suffix = plan.prefix, plan.suffix
 
         def should_stop(generated: str) -> bool:
-            return is_complete(generated, prefix=prefix, suffix=suffix, mode=mode, language=language)
+            return is_complete(
+                generated, prefix=prefix, suffix=suffix, mode=mode, language=language
+            )
 
         max_new = (
             self.options.max_new_tokens_multi
@@ -201,7 +205,9 @@ class CompletionEngine:
             self.options.suffix_share,
         )
 
-    def complete(self, req: CompletionRequest, cancel: CancelToken | None = None) -> CompletionResult:
+    def complete(
+        self, req: CompletionRequest, cancel: CancelToken | None = None
+    ) -> CompletionResult:
         """plan + run in one call (CLI, benchmarks)."""
         t0 = time.perf_counter()
         result = self.run(self.plan(req), cancel)

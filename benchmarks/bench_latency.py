@@ -24,17 +24,29 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from hone.server.lsp import STATS_REQUEST, plain
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
-
-from hone.server.lsp import STATS_REQUEST, plain
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
 # Fixed evaluation files: chosen before any tuning, never used to tune prompts.
 FILES = [
-    "textwrap.py", "shlex.py", "csv.py", "heapq.py", "bisect.py", "calendar.py",
-    "fractions.py", "json/decoder.py", "json/encoder.py", "string.py", "glob.py",
-    "fnmatch.py", "colorsys.py", "netrc.py", "gettext.py", "quopri.py",
+    "textwrap.py",
+    "shlex.py",
+    "csv.py",
+    "heapq.py",
+    "bisect.py",
+    "calendar.py",
+    "fractions.py",
+    "json/decoder.py",
+    "json/encoder.py",
+    "string.py",
+    "glob.py",
+    "fnmatch.py",
+    "colorsys.py",
+    "netrc.py",
+    "gettext.py",
+    "quopri.py",
 ]
 
 
@@ -62,29 +74,49 @@ def build_cases(n: int, seed: int = 7) -> tuple[list[Case], list[Case]]:
         # multi: a function header whose body we remove; the cursor sits on the body's
         # first line after its indentation.
         headers = [
-            i for i, ln in enumerate(lines)
-            if ln.lstrip().startswith("def ") and ln.rstrip().endswith(":") and i + 1 < len(lines)
-            and lines[i + 1].strip() and not lines[i + 1].lstrip().startswith(('"""', "'''", "#"))
+            i
+            for i, ln in enumerate(lines)
+            if ln.lstrip().startswith("def ")
+            and ln.rstrip().endswith(":")
+            and i + 1 < len(lines)
+            and lines[i + 1].strip()
+            and not lines[i + 1].lstrip().startswith(('"""', "'''", "#"))
         ]
         if headers:
             i = rng.choice(headers)
             indent = len(lines[i]) - len(lines[i].lstrip())
             j = i + 1
-            while j < len(lines) and (not lines[j].strip() or len(lines[j]) - len(lines[j].lstrip()) > indent):
+            while j < len(lines) and (
+                not lines[j].strip() or len(lines[j]) - len(lines[j].lstrip()) > indent
+            ):
                 j += 1
             body_indent = lines[i + 1][: len(lines[i + 1]) - len(lines[i + 1].lstrip())]
             doc = "\n".join(lines[: i + 1] + [body_indent] + [""] + lines[j:])
-            multis.append(Case(f"{rel}:{i + 2}", doc, i + 1, _utf16(body_indent), lines[i + 1].lstrip(), "multi"))
+            multis.append(
+                Case(
+                    f"{rel}:{i + 2}",
+                    doc,
+                    i + 1,
+                    _utf16(body_indent),
+                    lines[i + 1].lstrip(),
+                    "multi",
+                )
+            )
         # single: a statement line inside a body, cut after its first '=' or '('.
         stmts = [
-            k for k, ln in enumerate(lines)
-            if ln.startswith("        ") and ("= " in ln or "(" in ln) and not ln.lstrip().startswith("#")
+            k
+            for k, ln in enumerate(lines)
+            if ln.startswith("        ")
+            and ("= " in ln or "(" in ln)
+            and not ln.lstrip().startswith("#")
             and len(ln.strip()) > 20
         ]
         if stmts:
             k = rng.choice(stmts)
             ln = lines[k]
-            cut = min(p for p in (ln.find("= ") + 2 if "= " in ln else 10**9, ln.find("(") + 1 or 10**9))
+            cut = min(
+                p for p in (ln.find("= ") + 2 if "= " in ln else 10**9, ln.find("(") + 1 or 10**9)
+            )
             doc = "\n".join(lines[:k] + [ln[:cut]] + lines[k + 1 :])
             singles.append(Case(f"{rel}:{k + 1}", doc, k, _utf16(ln[:cut]), ln[cut:], "single"))
     return singles[:n], multis[:n]
@@ -141,7 +173,9 @@ class Bench:
 async def run(args: argparse.Namespace) -> dict:
     singles, multis = build_cases(args.cases)
     client = LanguageClient("hone-bench", "0")
-    cmd = [sys.executable, "-m", "hone.server.cli", "serve"] + (["--model", args.model] if args.model else [])
+    cmd = [sys.executable, "-m", "hone.server.cli", "serve"] + (
+        ["--model", args.model] if args.model else []
+    )
     await client.start_io(*cmd)
     await client.initialize_async(
         types.InitializeParams(
@@ -151,10 +185,20 @@ async def run(args: argparse.Namespace) -> dict:
     )
     client.initialized(types.InitializedParams())
     b = Bench(client)
-    res: dict = {"overhead_ms": [], "client_overhead_ms": [], "single_ms": [], "multi_ms": [],
-                 "edit_ratio": [], "typed_ahead_ms": [], "typed_ahead_hits": 0, "typed_ahead_tries": 0,
-                 "burst_generations": [], "cancel_to_stop_steps": [], "cancel_to_stop_ms": [],
-                 "examples": []}
+    res: dict = {
+        "overhead_ms": [],
+        "client_overhead_ms": [],
+        "single_ms": [],
+        "multi_ms": [],
+        "edit_ratio": [],
+        "typed_ahead_ms": [],
+        "typed_ahead_hits": 0,
+        "typed_ahead_tries": 0,
+        "burst_generations": [],
+        "cancel_to_stop_steps": [],
+        "cancel_to_stop_ms": [],
+        "examples": [],
+    }
 
     # Warm-up: loads (and on a fresh machine converts) the model; not measured.
     t0 = time.perf_counter()
@@ -173,8 +217,14 @@ async def run(args: argparse.Namespace) -> dict:
         res["overhead_ms"].append(entry["server_ms"] - model_ms)
         res["client_overhead_ms"].append(rtt - model_ms)
         if len(res["examples"]) < 8 and items:
-            res["examples"].append({"case": case.name, "kind": case.kind, "suggestion": items[0][:200],
-                                    "original": case.next_text[:120]})
+            res["examples"].append(
+                {
+                    "case": case.name,
+                    "kind": case.kind,
+                    "suggestion": items[0][:200],
+                    "original": case.next_text[:120],
+                }
+            )
         if not items:
             continue
         sugg = items[0]
@@ -197,7 +247,8 @@ async def run(args: argparse.Namespace) -> dict:
             # Ratio of model-inclusive latency after the edit vs the first request.
             res["edit_ratio"].append(rtt3 / rtt)
             res.setdefault("edit_reuse", []).append(
-                e3["stats"]["reused_tokens"] / max(1, e3["stats"]["prompt_tokens"]))
+                e3["stats"]["reused_tokens"] / max(1, e3["stats"]["prompt_tokens"])
+            )
 
     # Bursts: 10 keystrokes 40 ms apart, each followed by a request (as an editor does).
     for case in (singles + multis)[: args.bursts]:
@@ -240,13 +291,21 @@ def summarise(res: dict, args: argparse.Namespace) -> dict:
         "client_roundtrip_overhead_ms": p(res["client_overhead_ms"]),
         "single_line_ms": p(res["single_ms"]),
         "multi_line_ms": p(res["multi_ms"]),
-        "one_char_edit_ratio": {**p(res["edit_ratio"]),
-                                "mean": round(statistics.fmean(res["edit_ratio"]), 3) if res["edit_ratio"] else None},
+        "one_char_edit_ratio": {
+            **p(res["edit_ratio"]),
+            "mean": round(statistics.fmean(res["edit_ratio"]), 3) if res["edit_ratio"] else None,
+        },
         "one_char_edit_prompt_reuse": p(res.get("edit_reuse", [])),
-        "typed_ahead": {"hits": res["typed_ahead_hits"], "tries": tries, **p(res["typed_ahead_ms"])},
-        "generations_per_burst": {"bursts": len(res["burst_generations"]),
-                                  "max": max(res["burst_generations"], default=None),
-                                  "each": res["burst_generations"]},
+        "typed_ahead": {
+            "hits": res["typed_ahead_hits"],
+            "tries": tries,
+            **p(res["typed_ahead_ms"]),
+        },
+        "generations_per_burst": {
+            "bursts": len(res["burst_generations"]),
+            "max": max(res["burst_generations"], default=None),
+            "each": res["burst_generations"],
+        },
         "superseded_stop_ms": p(res["cancel_to_stop_ms"]),
         "superseded_stop_decode_steps": p(res["cancel_to_stop_steps"]),
         "examples": res["examples"],

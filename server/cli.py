@@ -51,6 +51,13 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 def cmd_serve(args: argparse.Namespace) -> int:
     from hone.server.lsp import create_server
 
+    if args.tcp and args.tcp[0] not in LOOPBACK and not args.allow_remote:
+        print(
+            f"hone: refusing to listen on {args.tcp[0]}: "
+            "only loopback unless --allow-remote is given",
+            file=sys.stderr,
+        )
+        return 2
     _setup_logging(args.verbose, args.log_file)
     spec = _model_spec(args)
     backend, engine = _build(spec)
@@ -58,19 +65,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     model_desc = spec or "embedded SmolLM2-135M-Instruct (CPU)"
     if args.tcp:
         host, port = args.tcp
-        if host not in LOOPBACK and not args.allow_remote:
-            print(
-                f"hone: refusing to listen on {host}: only loopback unless --allow-remote is given",
-                file=sys.stderr,
-            )
-            return 2
         print(_banner(model_desc, f"tcp {host}:{port}", host, port), file=sys.stderr, flush=True)
         server.start_tcp(host, port)
     else:
         if sys.stdin.isatty():
             print(_banner(model_desc, "stdio", None, None), file=sys.stderr, flush=True)
         server.start_io()
-    return 0
+    # Exit at once: a model load or generation still running in a worker thread must not
+    # hold the editor waiting (nothing of the user's is being written).
+    logging.shutdown()
+    sys.stderr.flush()
+    os._exit(0 if args.tcp or server.protocol._shutdown else 1)
 
 
 def _banner(model: str, where: str, host: str | None, port: int | None) -> str:
@@ -90,7 +95,8 @@ def _banner(model: str, where: str, host: str | None, port: int | None) -> str:
         lines.append("  Editors start this command themselves; attach them like this:")
     lines += [
         "    Neovim:  add editor-clients/neovim to runtimepath, then require('hone').setup()",
-        "    VS Code: build editor-clients/vscode (npm install && npm run package), install the .vsix",
+        "    VS Code: build editor-clients/vscode (make vscode; npm run package),",
+        "             then install the .vsix (code --install-extension hone-*.vsix)",
         "  Stop with Ctrl-C.",
     ]
     return "\n".join(lines)
@@ -101,7 +107,9 @@ def _parse_location(value: str) -> tuple[Path, int, int]:
         path, line, col = value.rsplit(":", 2)
         return Path(path), int(line), int(col)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected PATH:LINE:COL (1-based), got {value!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected PATH:LINE:COL (1-based), got {value!r}"
+        ) from None
 
 
 def cmd_complete(args: argparse.Namespace) -> int:
@@ -155,14 +163,19 @@ def cmd_complete(args: argparse.Namespace) -> int:
             "mode": result.mode,
             "reason": result.reason,
             "model": backend.name,
-            "timings": {"load_ms": round(load_ms, 1), **{k: round(v, 2) for k, v in result.timings.items()}},
+            "timings": {
+                "load_ms": round(load_ms, 1),
+                **{k: round(v, 2) for k, v in result.timings.items()},
+            },
             "stats": {k: v for k, v in result.stats.items() if k != "raw"},
         }
         print(json.dumps(out, indent=2))
     elif result.items:
         print(result.items[0])
     else:
-        print(f"hone complete: no completion here ({result.mode}: {result.reason})", file=sys.stderr)
+        print(
+            f"hone complete: no completion here ({result.mode}: {result.reason})", file=sys.stderr
+        )
         return 1
     return 0
 
@@ -184,13 +197,27 @@ def build_parser() -> argparse.ArgumentParser:
             help="model: a local folder, a .gguf file, a hub id, or scripted:FILE.json "
             "(default: $HONE_MODEL, else the embedded SmolLM2-135M)",
         )
-        sp.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
+        sp.add_argument(
+            "-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)"
+        )
 
     s = sub.add_parser("serve", help="run the LSP server (stdio unless --tcp)")
     common(s)
-    s.add_argument("--tcp", type=_parse_hostport, metavar="HOST:PORT", help=f"listen on TCP, e.g. {DEFAULT_TCP}")
-    s.add_argument("--allow-remote", action="store_true", help="allow --tcp on a non-loopback address")
+    s.add_argument(
+        "--tcp",
+        type=_parse_hostport,
+        metavar="HOST:PORT",
+        help=f"listen on TCP, e.g. {DEFAULT_TCP}",
+    )
+    s.add_argument(
+        "--allow-remote", action="store_true", help="allow --tcp on a non-loopback address"
+    )
     s.add_argument("--log-file", help="also write the log to this file")
+    s.add_argument(
+        "--stdio",
+        action="store_true",
+        help="use stdio (the default; accepted for clients that pass it)",
+    )
     s.set_defaults(func=cmd_serve)
 
     c = sub.add_parser("complete", help="print the completion at PATH:LINE:COL (1-based)")
@@ -200,7 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--max-new-tokens", type=int, default=0)
     c.set_defaults(func=cmd_complete)
 
-    d = sub.add_parser("doctor", help="what model, device, versions; what is missing and how to fix it")
+    d = sub.add_parser(
+        "doctor", help="what model, device, versions; what is missing and how to fix it"
+    )
     common(d)
     d.add_argument("--json", action="store_true")
     d.add_argument("--load", action="store_true", help="also load the model and time it")

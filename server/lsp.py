@@ -14,9 +14,6 @@ import logging
 import time
 from typing import Any
 
-from lsprotocol import types
-from pygls.lsp.server import LanguageServer
-
 from hone.agent.engine import (
     CompletionEngine,
     CompletionRefused,
@@ -27,6 +24,8 @@ from hone.agent.engine import (
 from hone.agent.syntax import language_for_path
 from hone.models.backend import Cancelled, CancelToken, ModelBackend, ModelError
 from hone.server.options import Options, apply_settings
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
 
 log = logging.getLogger("hone.server")
 
@@ -71,7 +70,9 @@ class HoneServer(LanguageServer):
         self.load_error: str | None = None
 
     # -- helpers ---------------------------------------------------------------------
-    def notify_user(self, message: str, kind: types.MessageType = types.MessageType.Warning) -> None:
+    def notify_user(
+        self, message: str, kind: types.MessageType = types.MessageType.Warning
+    ) -> None:
         log.warning(message)
         try:
             self.window_show_message(types.ShowMessageParams(type=kind, message=message))
@@ -95,6 +96,12 @@ class HoneServer(LanguageServer):
                 log.error("model %s failed to load: %s", self.backend.name, self.load_error)
 
         self.model_pool.submit(load)
+
+    def stop_work(self) -> None:
+        """Stop running generations and drop queued ones (shutdown)."""
+        for token in list(self.inflight.values()):
+            token.cancel()
+        self.model_pool.shutdown(wait=False, cancel_futures=True)
 
     def record(self, entry: dict[str, Any]) -> None:
         self.recent.append(entry)
@@ -239,8 +246,14 @@ def create_server(backend: ModelBackend, engine: CompletionEngine) -> HoneServer
         ls.start_loading()
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
-    def did_change_configuration(ls: HoneServer, params: types.DidChangeConfigurationParams) -> None:
+    def did_change_configuration(
+        ls: HoneServer, params: types.DidChangeConfigurationParams
+    ) -> None:
         ls.update_options(params.settings)
+
+    @server.feature(types.SHUTDOWN)
+    def shutdown(ls: HoneServer, params: None) -> None:
+        ls.stop_work()
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: HoneServer, params: types.DidCloseTextDocumentParams) -> None:

@@ -14,7 +14,9 @@ from typing import Any
 
 @dataclass
 class Options:
-    enable: bool = field(default=True, metadata={"doc": "Answer inline completion requests at all."})
+    enable: bool = field(
+        default=True, metadata={"doc": "Answer inline completion requests at all."}
+    )
     multiline: bool = field(
         default=True, metadata={"doc": "Allow multi-line suggestions where they are not jarring."}
     )
@@ -30,7 +32,10 @@ class Options:
     )
     suffix_share: float = field(
         default=0.25,
-        metadata={"doc": "Share of the budget given to the suffix (FIM models).", "range": (0.0, 0.9)},
+        metadata={
+            "doc": "Share of the budget given to the suffix (FIM models).",
+            "range": (0.0, 0.9),
+        },
     )
     debounce_ms: int = field(
         default=60,
@@ -42,7 +47,10 @@ class Options:
     )
     burst_window_ms: int = field(
         default=150,
-        metadata={"doc": "Requests closer than this count as one typing burst.", "range": (0, 5000)},
+        metadata={
+            "doc": "Requests closer than this count as one typing burst.",
+            "range": (0, 5000),
+        },
     )
     request_timeout_ms: int = field(
         default=30000,
@@ -93,7 +101,7 @@ def apply_settings(current: Options, settings: Any) -> tuple[Options, list[str]]
     Bad or unknown entries are skipped (and reported); everything else applies.
     """
     problems: list[str] = []
-    if settings is None:
+    if settings is None or settings == []:  # Neovim encodes an empty Lua table as []
         return current, problems
     if not isinstance(settings, dict):
         return current, [f"hone: settings must be an object, got {type(settings).__name__}"]
@@ -118,4 +126,6 @@ def apply_settings(current: Options, settings: Any) -> tuple[Options, list[str]]
 
 def describe() -> list[tuple[str, Any, str]]:
     """(camelCase name, default, doc) for every option: used by the README and `hone doctor`."""
-    return [(_camel(f.name), f.default, f.metadata.get("doc", "")) for f in dataclasses.fields(Options)]
+    return [
+        (_camel(f.name), f.default, f.metadata.get("doc", "")) for f in dataclasses.fields(Options)
+    ]

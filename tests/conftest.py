@@ -12,10 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hone.server.lsp import STATS_REQUEST, plain
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig
-
-from hone.server.lsp import STATS_REQUEST, plain
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("HONE_CACHE_DIR") or REPO / ".hone-cache")
@@ -74,7 +73,9 @@ def session():
 def open_doc(client: Any, uri: str, text: str, language: str = "python", version: int = 1) -> None:
     client.text_document_did_open(
         types.DidOpenTextDocumentParams(
-            text_document=types.TextDocumentItem(uri=uri, language_id=language, version=version, text=text)
+            text_document=types.TextDocumentItem(
+                uri=uri, language_id=language, version=version, text=text
+            )
         )
     )
 
@@ -89,7 +90,9 @@ async def inline(client: Any, uri: str, pos: types.Position) -> list[str]:
         types.InlineCompletionParams(
             text_document=types.TextDocumentIdentifier(uri=uri),
             position=pos,
-            context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic),
+            context=types.InlineCompletionContext(
+                trigger_kind=types.InlineCompletionTriggerKind.Automatic
+            ),
         )
     )
     items = result.items if isinstance(result, types.InlineCompletionList) else (result or [])

@@ -74,7 +74,9 @@ async def test_bad_options_are_reported_and_defaults_kept(script):
         assert any("noSuchOption" in t for t in texts), texts
         # didChangeConfiguration: a good value applies, a bad one is reported.
         client.workspace_did_change_configuration(
-            types.DidChangeConfigurationParams(settings={"hone": {"enable": False, "debounceMs": -5}})
+            types.DidChangeConfigurationParams(
+                settings={"hone": {"enable": False, "debounceMs": -5}}
+            )
         )
         assert await inline(client, URI, end_position(ADD)) == []
         assert any("debounceMs" in m.message for m in client.messages)
@@ -154,9 +156,13 @@ async def test_cancel_request_stops_generation(script):
         params = types.InlineCompletionParams(
             text_document=types.TextDocumentIdentifier(uri=URI),
             position=end_position(ADD),
-            context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Invoked),
+            context=types.InlineCompletionContext(
+                trigger_kind=types.InlineCompletionTriggerKind.Invoked
+            ),
         )
-        fut = client.protocol.send_request(types.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id=4242)
+        fut = client.protocol.send_request(
+            types.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id=4242
+        )
         await asyncio.sleep(0.3)
         client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=4242))
         with pytest.raises(Exception, match="cancel"):

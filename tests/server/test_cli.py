@@ -9,7 +9,11 @@ from tests.conftest import write_script
 
 def hone(*args: str, **kw) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "hone.server.cli", *args], capture_output=True, text=True, timeout=120, **kw
+        [sys.executable, "-m", "hone.server.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        **kw,
     )
 
 

@@ -16,7 +16,13 @@ def test_alias_and_hone_section():
 def test_bad_values_are_reported_and_defaults_kept():
     opts, problems = apply_settings(
         Options(),
-        {"maxNewTokens": "many", "debounceMs": -1, "multiline": "yes", "contextTokens": 1.5, "bogus": 1},
+        {
+            "maxNewTokens": "many",
+            "debounceMs": -1,
+            "multiline": "yes",
+            "contextTokens": 1.5,
+            "bogus": 1,
+        },
     )
     assert opts == Options()
     joined = "\n".join(problems)
