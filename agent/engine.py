@@ -16,7 +16,7 @@ from hone.agent.policy import Decision, Mode, decide
 from hone.agent.postprocess import is_complete, postprocess
 from hone.agent.prompting import Prompt, build_prompt
 from hone.models.backend import Cancelled, CancelToken, GenerationRequest, ModelBackend
-from hone.models.prompts import PromptTemplate
+from hone.models.prompts import PromptTemplate, template_for_backend
 
 log = logging.getLogger(__name__)
 
@@ -75,14 +75,22 @@ class CompletionEngine:
     def __init__(
         self,
         backend: ModelBackend,
-        template: PromptTemplate,
+        template: PromptTemplate | None = None,
         options: EngineOptions | None = None,
     ) -> None:
         self.backend = backend
-        self.template = template
+        self._template = template
         self.options = options or EngineOptions()
         self.cache = TypedAheadCache()
         self.generations_started = 0
+
+    @property
+    def template(self) -> PromptTemplate:
+        """The prompt family; detecting it may load the model, so it is resolved on first
+        use (in the model worker), not at construction."""
+        if self._template is None:
+            self._template = template_for_backend(self.backend)
+        return self._template
 
     # -- phase 1: cheap, deterministic -------------------------------------------------
     def plan(self, req: CompletionRequest) -> Plan:

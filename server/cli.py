@@ -19,11 +19,10 @@ def _model_spec(args: argparse.Namespace) -> str | None:
 def _build(spec: str | None):
     """Backend (not loaded yet), template and engine for ``spec``."""
     from hone.agent.engine import CompletionEngine
-    from hone.models.prompts import template_for_backend
     from hone.models.registry import load_backend
 
     backend = load_backend(spec)
-    return backend, CompletionEngine(backend, template_for_backend(backend))
+    return backend, CompletionEngine(backend)
 
 
 def _setup_logging(verbose: int, log_file: str | None) -> None:

@@ -90,6 +90,7 @@ class HoneServer(LanguageServer):
             t0 = time.perf_counter()
             try:
                 self.backend.load()
+                _ = self.engine.template  # detect the prompt family now, off the event loop
                 log.info("model %s ready in %.1f s", self.backend.name, time.perf_counter() - t0)
             except Exception as exc:  # noqa: BLE001 - reported to the user, server keeps serving
                 self.load_error = f"{type(exc).__name__}: {exc}"

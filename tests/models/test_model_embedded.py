@@ -150,11 +150,11 @@ def test_kv_reuse_gives_the_same_output_as_a_fresh_run(embedded_fp32: Transforme
     base = SNIPPET + "    with open(path, "
     # Append, replace the last character, delete back into the previous line, reuse.
     for prompt in (base + '"', base + "'", SNIPPET + "    with op", SNIPPET + "    with open"):
-        fresh(backend, request(base))  # the cache now holds base and its continuation
-        cached = "".join(backend.generate(request(prompt)))
+        fresh(backend, request(base, max_new_tokens=12))  # cache: base and its continuation
+        cached = "".join(backend.generate(request(prompt, max_new_tokens=12)))
         stats = backend.last_stats
         assert stats.reused_tokens > 0.8 * stats.prompt_tokens, stats
-        assert cached == fresh(backend, request(prompt)), prompt
+        assert cached == fresh(backend, request(prompt, max_new_tokens=12)), prompt
         assert backend.last_stats.reused_tokens == 0
 
 
@@ -283,3 +283,11 @@ def test_a_failing_forward_is_a_model_error_and_resets_the_cache(
     assert backend._cache is None and backend._cache_ids == []
     monkeypatch.setattr(backend, "_model", real)
     assert "".join(backend.generate(request(SNIPPET, max_new_tokens=4)))
+
+
+def test_zero_new_tokens_only_prefills(embedded: TransformersBackend):
+    embedded.reset_cache()
+    assert list(embedded.generate(request(SNIPPET, max_new_tokens=0))) == []
+    assert embedded.last_stats.generated_tokens == 0
+    "".join(embedded.generate(request(SNIPPET + "    ", max_new_tokens=2)))
+    assert embedded.last_stats.reused_tokens > 0.9 * embedded.last_stats.prompt_tokens
