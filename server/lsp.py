@@ -86,6 +86,8 @@ class HoneServer(LanguageServer):
             self.notify_user(problem)
 
     def start_loading(self) -> None:
+        loop = asyncio.get_event_loop()
+
         def load() -> None:
             t0 = time.perf_counter()
             try:
@@ -94,7 +96,12 @@ class HoneServer(LanguageServer):
                 log.info("model %s ready in %.1f s", self.backend.name, time.perf_counter() - t0)
             except Exception as exc:  # noqa: BLE001 - reported to the user, server keeps serving
                 self.load_error = f"{type(exc).__name__}: {exc}"
-                log.error("model %s failed to load: %s", self.backend.name, self.load_error)
+                loop.call_soon_threadsafe(
+                    self.notify_user,
+                    f"hone: the model {self.backend.name} failed to load: {self.load_error}. "
+                    "Run `hone doctor` for what is missing.",
+                    types.MessageType.Error,
+                )
 
         self.model_pool.submit(load)
 

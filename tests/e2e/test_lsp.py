@@ -170,3 +170,15 @@ async def test_cancel_request_stops_generation(script):
         recent = (await stats(client))["recent"]
         assert recent[-1]["outcome"] == "cancelled"
         assert recent[-1]["server_ms"] < 1500  # stopped well before the 100-step script ends
+
+
+async def test_model_that_fails_to_load_is_reported_once_and_server_keeps_serving(script):
+    async with lsp_session(script("x", **{"raise": "load"})) as client:
+        open_doc(client, URI, ADD)
+        for _ in range(50):
+            if any("failed to load" in m.message for m in client.messages):
+                break
+            await asyncio.sleep(0.1)
+        assert any("failed to load" in m.message and "hone doctor" in m.message for m in client.messages)
+        assert await inline(client, URI, end_position(ADD)) == []
+        assert (await stats(client))["recent"][-1]["outcome"] == "model-unavailable"
