@@ -33,6 +33,7 @@ serve-stdio: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check server agent retrieval models tests benchmarks
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(MAKE) --no-print-directory vscode
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not model and not editor"
@@ -48,8 +49,10 @@ format: $(STAMP)
 bench-latency: $(STAMP)
 	$(BIN)/python benchmarks/bench_latency.py --out benchmarks/results/latency.json
 
-vscode:
-	cd editor-clients/vscode && npm install --no-audit --no-fund && npm run compile
+# The VS Code extension: install its locked npm packages, compile, and run its checks
+# (manifest, activation, and the real vscode-languageclient against the real `hone serve`).
+vscode: $(STAMP)
+	cd editor-clients/vscode && npm ci --no-audit --no-fund --loglevel=error && npm run compile && HONE_COMMAND=$(CURDIR)/$(BIN)/hone npm test
 
 clean:
 	rm -rf $(VENV) .hone-cache build *.egg-info

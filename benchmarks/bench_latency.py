@@ -137,16 +137,26 @@ class Bench:
     def open(self, uri: str, text: str) -> None:
         self.version[uri] = 1
         self.client.text_document_did_open(
-            types.DidOpenTextDocumentParams(types.TextDocumentItem(uri, "python", 1, text))
+            types.DidOpenTextDocumentParams(
+                text_document=types.TextDocumentItem(
+                    uri=uri, language_id="python", version=1, text=text
+                )
+            )
         )
 
     def insert(self, uri: str, line: int, character: int, text: str) -> None:
         self.version[uri] += 1
-        pos = types.Position(line, character)
+        pos = types.Position(line=line, character=character)
         self.client.text_document_did_change(
             types.DidChangeTextDocumentParams(
-                types.VersionedTextDocumentIdentifier(uri, self.version[uri]),
-                [types.TextDocumentContentChangePartial(range=types.Range(pos, pos), text=text)],
+                text_document=types.VersionedTextDocumentIdentifier(
+                    uri=uri, version=self.version[uri]
+                ),
+                content_changes=[
+                    types.TextDocumentContentChangePartial(
+                        range=types.Range(start=pos, end=pos), text=text
+                    )
+                ],
             )
         )
 
@@ -154,9 +164,11 @@ class Bench:
         t0 = time.perf_counter()
         res = await self.client.text_document_inline_completion_async(
             types.InlineCompletionParams(
-                types.TextDocumentIdentifier(uri),
-                types.Position(line, character),
-                types.InlineCompletionContext(types.InlineCompletionTriggerKind.Automatic),
+                text_document=types.TextDocumentIdentifier(uri=uri),
+                position=types.Position(line=line, character=character),
+                context=types.InlineCompletionContext(
+                    trigger_kind=types.InlineCompletionTriggerKind.Automatic
+                ),
             )
         )
         rtt = (time.perf_counter() - t0) * 1000
