@@ -64,6 +64,8 @@ class GenerationStats:
     generated_tokens: int = 0
     prefill_s: float = 0.0
     decode_s: float = 0.0
+    draft_tokens: int = 0  # speculative (prompt-lookup) tokens proposed
+    accepted_tokens: int = 0  # ... and accepted by the model
     stop_reason: str = ""  # "stop", "length", "eos", "early", "cancelled"
     # perf_counter() when the decode loop noticed cancellation (for the stop-latency benchmark)
     cancel_noticed_at: float | None = None

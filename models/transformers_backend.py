@@ -30,7 +30,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from hone.models.backend import CancelToken, GenerationRequest, GenerationStats, ModelError
+from hone.models.backend import (
+    Cancelled,
+    CancelToken,
+    GenerationRequest,
+    GenerationStats,
+    ModelError,
+)
 from hone.models.prompts import PromptTemplate, template_for
 from hone.models.streaming import check_cancel, stream
 
@@ -74,6 +80,7 @@ class TransformersBackend:
         name: str | None = None,
         resolve: Callable[[], str | Path] | None = None,
         prefill_chunk: int = 256,
+        speculate: bool = True,
     ) -> None:
         """``model`` is a folder or hub id; ``resolve``, if given, is called by load()
         to produce the folder (the embedded model converts itself there)."""
@@ -86,6 +93,7 @@ class TransformersBackend:
         self.threads = threads
         self.device = device
         self.prefill_chunk = max(1, prefill_chunk)
+        self.speculate = speculate
         self._resolve = resolve
         self._load_lock = threading.Lock()
         self._gen_lock = threading.Lock()
@@ -106,6 +114,7 @@ class TransformersBackend:
         # The tokens whose keys and values are in self._cache, in order.
         self._cache: Any = None
         self._cache_ids: list[int] = []
+        self._active_cancel: CancelToken | None = None  # read by the per-layer hook
 
     # -- loading -------------------------------------------------------------------
 
@@ -154,7 +163,30 @@ class TransformersBackend:
         self._keep_kw = "logits_to_keep" in params
         self._eos = self._eos_ids(model, tokenizer)
         self._vocab = _Vocab(tokenizer)
+        self._hook_layers(model)
         self.load_s = time.perf_counter() - started
+
+    def _hook_layers(self, model: Any) -> None:
+        """Check for cancellation before every decoder layer, so a superseded request
+        stops within a fraction of a forward pass, even in the middle of a prefill chunk."""
+        inner = getattr(model, "model", None)
+        layers = getattr(inner, "layers", None) or getattr(model, "layers", None)
+        if layers is None:
+            return
+
+        def before_layer(module: Any, args: Any) -> None:
+            check_cancel(self._active_cancel, self._stats)
+
+        for layer in layers:
+            layer.register_forward_pre_hook(before_layer)
+
+    def _rollback(self) -> None:
+        """After a forward pass stopped half-way, drop what some layers already cached."""
+        keep = len(self._cache_ids)
+        for layer in getattr(self._cache, "layers", ()):
+            extra = layer.get_seq_length() - keep
+            if extra > 0:
+                layer.crop(-extra)
 
     def _pick_dtype(self, torch: Any, device: str) -> Any:
         if self.dtype != "auto":
@@ -255,12 +287,14 @@ class TransformersBackend:
             check_cancel(cancel, stats)
         try:
             self._stats = stats
+            self._active_cancel = cancel
             torch = self._torch
             wanted = self.threads or os.cpu_count() or 1
             if torch.get_num_threads() != wanted:  # per thread with some OpenMP runtimes
                 torch.set_num_threads(wanted)
             yield from stream(self._steps(request, stats, cancel), request, stats, cancel)
         finally:
+            self._active_cancel = None
             self._gen_lock.release()
 
     # -- decoding --------------------------------------------------------------------
@@ -280,6 +314,7 @@ class TransformersBackend:
         ids = self._fit_context(ids, budget)
         stats.prompt_tokens = len(ids)
 
+        history = list(self._cache_ids) if self.speculate else []
         started = time.perf_counter()
         logits = self._prefill(ids, stats, cancel)
         stats.prefill_s = time.perf_counter() - started
@@ -291,21 +326,37 @@ class TransformersBackend:
         generated: list[int] = []
         rest = healed  # text the generation must still start with
         shown = ""
+        # Prompt-lookup drafts: continuations of the last few tokens found earlier in the
+        # previous request's tokens or in this prompt, verified in one forward pass.
+        # The previous request's tokens come last, so its suggestion wins a tie.
+        drafter = _Drafter(ids + history) if self.speculate and request.temperature <= 0 else None
         started = time.perf_counter()
         try:
             while True:
-                if generated:
-                    check_cancel(cancel, stats)
-                    logits = self._forward([generated[-1]])
                 token = self._pick(logits, rest, request.temperature)
                 if token in self._eos:
                     stats.stop_reason = "eos"
                     break
-                generated.append(token)
-                stats.generated_tokens = len(generated)
+                new = [token]
                 if rest:
                     piece = vocab.text[token]
                     rest = rest[len(piece) :] if len(piece) < len(rest) else ""
+                check_cancel(cancel, stats)
+                draft = []
+                if drafter is not None and not rest:
+                    tail = (ids[-drafter.n :] + generated + new)[-drafter.n :]
+                    draft = drafter.draft(tail, budget - len(generated) - 1, self._eos)
+                if draft:
+                    accepted, logits = self._verify(token, draft)
+                    stats.draft_tokens += len(draft)
+                    stats.accepted_tokens += accepted
+                    new += draft[:accepted]
+                else:
+                    logits = None  # computed lazily below, after the budget check
+                generated += new
+                if drafter is not None:
+                    drafter.push(new)
+                stats.generated_tokens = len(generated)
                 text = self._decode(anchor + generated)[len(anchor_text) + len(healed) :]
                 if rest or text.endswith("\ufffd"):  # still healing, or a partial character
                     pass
@@ -313,12 +364,27 @@ class TransformersBackend:
                     shown = text
                     yield text
                 if len(generated) >= budget:
+                    stats.stop_reason = stats.stop_reason or "length"
                     break
-            text = self._decode(anchor + generated)[len(anchor_text) + len(healed) :]
-            if text != shown and not rest:
-                yield text
+                if logits is None:
+                    check_cancel(cancel, stats)
+                    logits = self._forward([generated[-1]])
         finally:
             stats.decode_s = time.perf_counter() - started
+
+    def _verify(self, token: int, draft: list[int]) -> tuple[int, Any]:
+        """Feed ``token`` and ``draft`` at once; keep the draft's longest prefix the model
+        agrees with (greedy), drop the rest from the cache. Returns (accepted, next logits)."""
+        all_logits = self._forward([token, *draft], keep=len(draft) + 1)
+        predicted = all_logits.argmax(-1).tolist()
+        accepted = 0
+        while accepted < len(draft) and predicted[accepted] == draft[accepted]:
+            accepted += 1
+        rejected = len(draft) - accepted
+        if rejected:
+            self._cache.crop(-rejected)
+            del self._cache_ids[-rejected:]
+        return accepted, all_logits[accepted]
 
     def _encode_prompt(self, prompt: str) -> list[int]:
         ids = self._encode(prompt, special=True)
@@ -357,16 +423,20 @@ class TransformersBackend:
             logits = self._forward(tail[start : start + self.prefill_chunk])
         return logits
 
-    def _forward(self, chunk: list[int]) -> Any:
+    def _forward(self, chunk: list[int], keep: int = 1) -> Any:
+        """Feed ``chunk``; the logits of its last token (of its last ``keep`` tokens)."""
         torch = self._torch
         kwargs = {self._cache_kw: self._cache, "use_cache": True}
         if self._keep_kw:
-            kwargs["logits_to_keep"] = 1
+            kwargs["logits_to_keep"] = keep
         try:
             with torch.inference_mode():
                 input_ids = torch.tensor([chunk], dtype=torch.long, device=self._device)
                 out = self._model(input_ids=input_ids, **kwargs)
-                logits = out.logits[0, -1].float()
+                logits = out.logits[0, -1].float() if keep == 1 else out.logits[0, -keep:].float()
+        except Cancelled:
+            self._rollback()
+            raise
         except Exception as exc:
             # The cache may hold part of this chunk: start clean next time.
             self._cache = None
@@ -438,6 +508,40 @@ class _Vocab:
             return ids, "", 0
         removed = "".join(self.text[t] for t in ids[-back:])
         return ids[:-back], removed, back
+
+
+class _Drafter:
+    """Prompt-lookup drafting: the tokens that followed the latest earlier occurrence of
+    the last ``n`` tokens. Code repeats itself, and after a one-character edit the previous
+    suggestion is often still right a few tokens on."""
+
+    def __init__(self, corpus: list[int], n: int = 3, k: int = 8) -> None:
+        self.n, self.k = n, k
+        self.seq: list[int] = []
+        self.index: dict[tuple[int, ...], int] = {}
+        self.push(corpus)
+
+    def push(self, tokens: list[int]) -> None:
+        n = self.n
+        for t in tokens:
+            self.seq.append(t)
+            j = len(self.seq) - 2  # the n-gram ending at j now has a known continuation
+            if j >= n - 1:
+                self.index[tuple(self.seq[j - n + 1 : j + 1])] = j + 1
+
+    def draft(self, tail: list[int], limit: int, stop: frozenset[int]) -> list[int]:
+        """Up to ``limit`` tokens that followed ``tail``'s last n tokens before."""
+        if limit <= 0 or len(tail) < self.n:
+            return []
+        pos = self.index.get(tuple(tail[-self.n :]))
+        if pos is None:
+            return []
+        out = []
+        for t in self.seq[pos : pos + min(self.k, limit)]:
+            if t in stop:
+                break
+            out.append(t)
+        return out
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:

@@ -179,6 +179,8 @@ async def test_model_that_fails_to_load_is_reported_once_and_server_keeps_servin
             if any("failed to load" in m.message for m in client.messages):
                 break
             await asyncio.sleep(0.1)
-        assert any("failed to load" in m.message and "hone doctor" in m.message for m in client.messages)
+        assert any(
+            "failed to load" in m.message and "hone doctor" in m.message for m in client.messages
+        )
         assert await inline(client, URI, end_position(ADD)) == []
         assert (await stats(client))["recent"][-1]["outcome"] == "model-unavailable"

@@ -291,3 +291,36 @@ def test_zero_new_tokens_only_prefills(embedded: TransformersBackend):
     assert embedded.last_stats.generated_tokens == 0
     "".join(embedded.generate(request(SNIPPET + "    ", max_new_tokens=2)))
     assert embedded.last_stats.reused_tokens > 0.9 * embedded.last_stats.prompt_tokens
+
+
+def test_cancel_mid_prefill_stops_inside_the_chunk_and_keeps_the_cache_consistent(
+    embedded_fp32: TransformersBackend,
+):
+    """The per-layer hook stops a long prefill inside a chunk; the half-updated layers are
+    rolled back so the next request on the same prompt matches a fresh run."""
+    backend = embedded_fp32
+    long_prompt = (SNIPPET + "\n") * 6 + "    with open(path, "
+    backend.reset_cache()
+    cancel = CancelToken()
+    # Cancel during the second chunk (fp32: ~0.5 s a 256-token chunk on 2 cores).
+    threading.Timer(0.75, cancel.cancel).start()
+    with pytest.raises(Cancelled):
+        "".join(backend.generate(request(long_prompt, max_new_tokens=8), cancel))
+    stats = backend.last_stats
+    latency = stats.cancel_noticed_at - cancel.cancelled_at
+    assert stats.generated_tokens == 0  # it was still prefilling
+    assert latency < 0.05, latency  # a layer, not a 256-token chunk (~0.5 s in fp32)
+    resumed = "".join(backend.generate(request(long_prompt, max_new_tokens=8)))
+    assert backend.last_stats.reused_tokens > 0
+    assert resumed == fresh(backend, request(long_prompt, max_new_tokens=8))
+
+
+def test_prompt_lookup_drafts_are_accepted_on_repetitive_code(embedded: TransformersBackend):
+    lines = "".join(f"    register('name_{i}', handler_{i}, priority={i})\n" for i in range(12))
+    prompt = "def setup(register):\n" + lines + "    register('name_12', "
+    embedded.reset_cache()
+    out = "".join(embedded.generate(request(prompt, max_new_tokens=24)))
+    stats = embedded.last_stats
+    print(f"\n{out!r} accepted {stats.accepted_tokens}/{stats.draft_tokens}")
+    assert out.startswith("handler_12")
+    assert stats.accepted_tokens >= 5  # several tokens per forward pass
