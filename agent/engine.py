@@ -195,6 +195,8 @@ class CompletionEngine:
                 "prompt_tokens": stats.prompt_tokens,
                 "reused_tokens": stats.reused_tokens,
                 "generated_tokens": stats.generated_tokens,
+                "draft_tokens": stats.draft_tokens,
+                "accepted_tokens": stats.accepted_tokens,
                 "prefill_ms": stats.prefill_s * 1000,
                 "decode_ms": stats.decode_s * 1000,
                 "stop_reason": stats.stop_reason,

@@ -207,8 +207,10 @@ async def run(args: argparse.Namespace) -> dict:
         "typed_ahead_hits": 0,
         "typed_ahead_tries": 0,
         "burst_generations": [],
-        "cancel_to_stop_steps": [],
         "cancel_to_stop_ms": [],
+        "step_ms": [],
+        "tokens_per_pass": [],
+        "edit_prefill_ratio": [],
         "examples": [],
     }
 
@@ -226,6 +228,11 @@ async def run(args: argparse.Namespace) -> dict:
         entry = await b.last()
         model_ms = entry.get("timings", {}).get("model_ms", 0.0)
         res[f"{case.kind}_ms"].append(rtt)
+        st = entry.get("stats", {})
+        if st.get("generated_tokens"):
+            passes = max(1, st["generated_tokens"] - st.get("accepted_tokens", 0))
+            res["step_ms"].append(st["decode_ms"] / passes)
+            res["tokens_per_pass"].append(st["generated_tokens"] / passes)
         res["overhead_ms"].append(entry["server_ms"] - model_ms)
         res["client_overhead_ms"].append(rtt - model_ms)
         if len(res["examples"]) < 8 and items:
@@ -258,6 +265,8 @@ async def run(args: argparse.Namespace) -> dict:
         if e3.get("outcome") in ("single", "multi"):
             # Ratio of model-inclusive latency after the edit vs the first request.
             res["edit_ratio"].append(rtt3 / rtt)
+            if st.get("prefill_ms"):
+                res["edit_prefill_ratio"].append(e3["stats"]["prefill_ms"] / st["prefill_ms"])
             res.setdefault("edit_reuse", []).append(
                 e3["stats"]["reused_tokens"] / max(1, e3["stats"]["prompt_tokens"])
             )
@@ -280,8 +289,6 @@ async def run(args: argparse.Namespace) -> dict:
         for r in s["recent"][-10:]:
             if "cancel_to_stop_ms" in r:
                 res["cancel_to_stop_ms"].append(r["cancel_to_stop_ms"])
-                if r.get("decode_step_ms"):
-                    res["cancel_to_stop_steps"].append(r["cancel_to_stop_ms"] / r["decode_step_ms"])
 
     await client.shutdown_async(None)
     client.exit(None)
@@ -319,7 +326,15 @@ def summarise(res: dict, args: argparse.Namespace) -> dict:
             "each": res["burst_generations"],
         },
         "superseded_stop_ms": p(res["cancel_to_stop_ms"]),
-        "superseded_stop_decode_steps": p(res["cancel_to_stop_steps"]),
+        "decode_step_ms": p(res["step_ms"]),
+        "tokens_per_forward_pass": p(res["tokens_per_pass"]),
+        # a superseded generation's stop latency, in units of the median decode step
+        "superseded_stop_decode_steps": p(
+            [x / pct(res["step_ms"], 0.5) for x in res["cancel_to_stop_ms"]]
+            if res["step_ms"]
+            else []
+        ),
+        "one_char_edit_prefill_ratio": p(res["edit_prefill_ratio"]),
         "examples": res["examples"],
     }
     return out

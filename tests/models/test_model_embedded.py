@@ -1,4 +1,4 @@
-"""The real embedded model (SmolLM2-135M, bf16 on CPU) through TransformersBackend."""
+"""The real embedded model (SmolLM2-135M; int8 weights on CPU by default) through TransformersBackend."""
 
 from __future__ import annotations
 
@@ -106,7 +106,7 @@ def test_two_processes_converting_at_once_share_one_conversion(tmp_path: Path):
 def test_describe_and_template(embedded: TransformersBackend):
     assert isinstance(embedded, ModelBackend)
     facts = embedded.describe()
-    assert facts["dtype"] == "bfloat16"
+    assert facts["dtype"] == "int8"  # the CPU default: int8 weights, fp32 activations
     assert facts["device"] == "cpu"
     assert facts["parameters"] == "134.5M"
     assert {"torch", "transformers", "path"} <= set(facts)

@@ -8,35 +8,25 @@ import ast
 import io
 import random
 import re
-import sysconfig
 import time
 import tokenize
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from conftest import line_offsets, read_stdlib
 from hone.agent import policy
 from hone.agent.policy import Decision, Mode, decide
 
 if TYPE_CHECKING:
     from conftest import Block
 
-STDLIB = Path(sysconfig.get_paths()["stdlib"])
 # Real files with every kind of block, big docstrings, and a 2,000-line one (difflib).
 FILES = ["difflib.py", "textwrap.py", "json/decoder.py", "enum.py", "traceback.py"]
 UNIT = "    "  # the stdlib's indentation step
 
 
-def source(name: str) -> str:
-    return (STDLIB / name).read_text(encoding="utf-8")
-
-
-def line_offsets(text: str) -> list[int]:
-    offsets = [0]
-    for line in text.split("\n"):
-        offsets.append(offsets[-1] + len(line) + 1)
-    return offsets
+source = read_stdlib
 
 
 def at(marked: str, language: str = "python") -> Decision:
