@@ -7,7 +7,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 2087
 export HONE_CACHE_DIR ?= $(CURDIR)/.hone-cache
 
-.PHONY: setup run serve-stdio test test-fast lint format bench-latency vscode clean
+.PHONY: setup run serve-stdio test test-fast lint format bench-latency bench-decode vscode clean
 
 setup: $(STAMP)
 
@@ -48,6 +48,9 @@ format: $(STAMP)
 
 bench-latency: $(STAMP)
 	$(BIN)/python benchmarks/bench_latency.py --out benchmarks/results/latency.json
+
+bench-decode: $(STAMP)
+	$(BIN)/python benchmarks/bench_decode.py --out benchmarks/results/decode.json
 
 # The VS Code extension: install its locked npm packages, compile, and run its checks
 # (manifest, activation, and the real vscode-languageclient against the real `hone serve`).

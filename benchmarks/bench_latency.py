@@ -304,7 +304,7 @@ def summarise(res: dict, args: argparse.Namespace) -> dict:
     out = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}, no GPU",
         "date": time.strftime("%Y-%m-%d"),
-        "model": args.model or "embedded SmolLM2-135M-Instruct (bf16, CPU)",
+        "model": args.model or "embedded SmolLM2-135M-Instruct (int8 weights, CPU)",
         "first_request_incl_load_s": res["first_request_incl_load_s"],
         "server_overhead_ms": p(res["overhead_ms"]),
         "client_roundtrip_overhead_ms": p(res["client_overhead_ms"]),
