@@ -95,7 +95,7 @@ def _banner(model: str, where: str, host: str | None, port: int | None) -> str:
     lines += [
         "    Neovim:  add editor-clients/neovim to runtimepath, then require('hone').setup()",
         "    VS Code: build editor-clients/vscode (make vscode; npm run package),",
-        "             then install the .vsix (code --install-extension hone-*.vsix)",
+        "             then install the .vsix (code --install-extension hone.vsix)",
         "  Stop with Ctrl-C.",
     ]
     return "\n".join(lines)
