@@ -1,4 +1,4 @@
-"""The real embedded model (SmolLM2-135M; int8 weights on CPU by default) through TransformersBackend."""
+"""The real embedded model (SmolLM2-135M; int8 weights on CPU) through TransformersBackend."""
 
 from __future__ import annotations
 
