@@ -25,7 +25,9 @@ from hone.agent.syntax import language_for_path
 from hone.models.backend import Cancelled, CancelToken, ModelBackend, ModelError
 from hone.server.options import Options, apply_settings
 from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
 
 log = logging.getLogger("hone.server")
 
@@ -53,11 +55,24 @@ def engine_options(o: Options) -> EngineOptions:
     )
 
 
+class HoneProtocol(LanguageServerProtocol):
+    """Answers a request whose params do not parse with an InvalidParams error response
+    (pygls only reports it), so the client is not left waiting."""
+
+    def structure_message(self, data: dict[str, Any]) -> Any:
+        try:
+            return super().structure_message(data)
+        except JsonRpcInvalidParams as exc:
+            if "id" in data and "method" in data:
+                self._send_response(data["id"], error=exc.to_response_error())
+            raise
+
+
 class HoneServer(LanguageServer):
     """Holds the engine, options and the single model worker."""
 
     def __init__(self, backend: ModelBackend, engine: CompletionEngine) -> None:
-        super().__init__("hone", VERSION)
+        super().__init__("hone", VERSION, protocol_cls=HoneProtocol)
         self.backend = backend
         self.engine = engine
         self.options = Options()
