@@ -145,18 +145,20 @@ class Bench:
         )
 
     def insert(self, uri: str, line: int, character: int, text: str) -> None:
+        self.replace(uri, line, character, character, text)
+
+    def replace(self, uri: str, line: int, start: int, end: int, text: str) -> None:
         self.version[uri] += 1
-        pos = types.Position(line=line, character=character)
+        rng = types.Range(
+            start=types.Position(line=line, character=start),
+            end=types.Position(line=line, character=end),
+        )
         self.client.text_document_did_change(
             types.DidChangeTextDocumentParams(
                 text_document=types.VersionedTextDocumentIdentifier(
                     uri=uri, version=self.version[uri]
                 ),
-                content_changes=[
-                    types.TextDocumentContentChangePartial(
-                        range=types.Range(start=pos, end=pos), text=text
-                    )
-                ],
+                content_changes=[types.TextDocumentContentChangePartial(range=rng, text=text)],
             )
         )
 
@@ -174,6 +176,15 @@ class Bench:
         rtt = (time.perf_counter() - t0) * 1000
         items = res.items if res else []
         return [i.insert_text for i in items], rtt
+
+    async def type_and_ask(self, uri: str, line: int, col: int, ch: str) -> tuple[float, dict]:
+        """Type ``ch`` at the cursor after a pause, ask again, then take ``ch`` back out."""
+        self.insert(uri, line, col, ch)
+        await asyncio.sleep(0.2)  # a pause in typing: no debounce
+        _, took = await self.request(uri, line, col + _utf16(ch))
+        entry = await self.last()
+        self.replace(uri, line, col, col + _utf16(ch), "")
+        return took, entry
 
     async def stats(self) -> dict:
         return plain(await self.client.protocol.send_request_async(STATS_REQUEST, None))
@@ -211,6 +222,7 @@ async def run(args: argparse.Namespace) -> dict:
         "step_ms": [],
         "tokens_per_pass": [],
         "edit_prefill_ratio": [],
+        "next_char_ratio": [],
         "examples": [],
     }
 
@@ -247,28 +259,29 @@ async def run(args: argparse.Namespace) -> dict:
         if not items:
             continue
         sugg = items[0]
+        at = (uri, case.line, case.character)
         # Typed-ahead: the user types the first character of the suggestion.
         res["typed_ahead_tries"] += 1
-        b.insert(uri, case.line, case.character, sugg[0])
-        await asyncio.sleep(0.2)
-        items2, rtt2 = await b.request(uri, case.line, case.character + _utf16(sugg[0]))
-        if (await b.last())["outcome"] == "cached":
+        took, entry = await b.type_and_ask(*at, sugg[0])
+        if entry["outcome"] == "cached":
             res["typed_ahead_hits"] += 1
-            res["typed_ahead_ms"].append(rtt2)
-        # One-character edit that does not match the suggestion: a new model call.
-        edit_char = next(c for c in "qzjx_" if not items2 or not items2[0].startswith(c))
-        col = case.character + _utf16(sugg[0])
-        b.insert(uri, case.line, col, edit_char)
-        await asyncio.sleep(0.2)
-        _, rtt3 = await b.request(uri, case.line, col + 1)
-        e3 = await b.last()
-        if e3.get("outcome") in ("single", "multi"):
-            # Ratio of model-inclusive latency after the edit vs the first request.
-            res["edit_ratio"].append(rtt3 / rtt)
+            res["typed_ahead_ms"].append(took)
+        # One character as typing goes on: the original code's next character, where the
+        # suggestion does not start with it (else it is a typed-ahead hit, above).
+        nxt = case.next_text[:1]
+        if nxt and nxt != "\n" and not sugg.startswith(nxt):
+            took, entry = await b.type_and_ask(*at, nxt)
+            if entry.get("outcome") in ("single", "multi"):
+                res["next_char_ratio"].append(took / rtt)
+        # One arbitrary character that does not match the suggestion (adversarial: the
+        # code stops making sense), always a new model call.
+        took, entry = await b.type_and_ask(*at, next(c for c in "qzjx_" if not sugg.startswith(c)))
+        if entry.get("outcome") in ("single", "multi"):
+            res["edit_ratio"].append(took / rtt)
             if st.get("prefill_ms"):
-                res["edit_prefill_ratio"].append(e3["stats"]["prefill_ms"] / st["prefill_ms"])
+                res["edit_prefill_ratio"].append(entry["stats"]["prefill_ms"] / st["prefill_ms"])
             res.setdefault("edit_reuse", []).append(
-                e3["stats"]["reused_tokens"] / max(1, e3["stats"]["prompt_tokens"])
+                entry["stats"]["reused_tokens"] / max(1, entry["stats"]["prompt_tokens"])
             )
 
     # Bursts: 10 keystrokes 40 ms apart, each followed by a request (as an editor does).
@@ -315,6 +328,13 @@ def summarise(res: dict, args: argparse.Namespace) -> dict:
             "mean": round(statistics.fmean(res["edit_ratio"]), 3) if res["edit_ratio"] else None,
         },
         "one_char_edit_prompt_reuse": p(res.get("edit_reuse", [])),
+        # the same, when the character typed is the original code's next one
+        "next_char_ratio": {
+            **p(res["next_char_ratio"]),
+            "mean": round(statistics.fmean(res["next_char_ratio"]), 3)
+            if res["next_char_ratio"]
+            else None,
+        },
         "typed_ahead": {
             "hits": res["typed_ahead_hits"],
             "tries": tries,
