@@ -101,24 +101,55 @@ class HoneServer(LanguageServer):
             self.notify_user(problem)
 
     def start_loading(self) -> None:
+        """Load the model in the worker, with `$/progress` in the editor where it supports it
+        (the first start converts the embedded model: ~15 s)."""
         loop = asyncio.get_event_loop()
+        window = self.client_capabilities.window
+        begun = None
+        if window is not None and window.work_done_progress:
+            token = f"hone-load-{id(self)}"
+            begun = asyncio.ensure_future(self._begin_progress(token))
 
         def load() -> None:
             t0 = time.perf_counter()
+            message = "model ready"
             try:
                 self.backend.load()
                 _ = self.engine.template  # detect the prompt family now, off the event loop
-                log.info("model %s ready in %.1f s", self.backend.name, time.perf_counter() - t0)
+                message = f"model ready in {time.perf_counter() - t0:.1f} s"
+                log.info("%s: %s", self.backend.name, message)
             except Exception as exc:  # noqa: BLE001 - reported to the user, server keeps serving
                 self.load_error = f"{type(exc).__name__}: {exc}"
+                message = "the model failed to load"
                 loop.call_soon_threadsafe(
                     self.notify_user,
                     f"hone: the model {self.backend.name} failed to load: {self.load_error}. "
                     "Run `hone doctor` for what is missing.",
                     types.MessageType.Error,
                 )
+            if begun is not None:
+                loop.call_soon_threadsafe(
+                    lambda: asyncio.ensure_future(self._end_progress(begun, token, message))
+                )
 
         self.model_pool.submit(load)
+
+    async def _begin_progress(self, token: str) -> None:
+        await self.work_done_progress.create_async(token)
+        self.work_done_progress.begin(
+            token,
+            types.WorkDoneProgressBegin(
+                title="hone", message=f"loading {self.backend.name}", cancellable=False
+            ),
+        )
+
+    async def _end_progress(self, begun: asyncio.Future, token: str, message: str) -> None:
+        try:
+            await begun
+        except Exception:  # noqa: BLE001 - the client refused progress; nothing to end
+            log.debug("no progress for the model load", exc_info=True)
+            return
+        self.work_done_progress.end(token, types.WorkDoneProgressEnd(message=message))
 
     def stop_work(self) -> None:
         """Stop running generations and drop queued ones (shutdown)."""

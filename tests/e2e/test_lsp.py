@@ -184,3 +184,18 @@ async def test_model_that_fails_to_load_is_reported_once_and_server_keeps_servin
         )
         assert await inline(client, URI, end_position(ADD)) == []
         assert (await stats(client))["recent"][-1]["outcome"] == "model-unavailable"
+
+
+async def test_model_load_is_reported_as_progress(script):
+    async with lsp_session(script("return a + b\n")) as client:
+        open_doc(client, URI, ADD)
+        assert await inline(client, URI, end_position(ADD)) == ["return a + b"]
+        for _ in range(50):
+            reports = [r for rs in client.progress_reports.values() for r in rs]
+            if any(isinstance(r, types.WorkDoneProgressEnd) for r in reports):
+                break
+            await asyncio.sleep(0.1)
+        assert (
+            isinstance(reports[0], types.WorkDoneProgressBegin) and "loading" in reports[0].message
+        )
+        assert isinstance(reports[-1], types.WorkDoneProgressEnd) and "ready" in reports[-1].message
