@@ -9,6 +9,7 @@ Spec string ``scripted:/path/file.json``; the file holds::
      "raise": false,           # true or "generate": raise ModelError when generating;
                                # "load": raise ModelError from load()
      "hang": false,            # wait (yielding nothing) until cancelled
+     "load_ms": 0,             # time load() takes (a slow model start)
      "family": "plain"}        # prompt family detect_template() reports (optional)
 
 The first response whose ``match`` occurs in the prompt (null matches anything) is
@@ -43,6 +44,7 @@ class Script:
     chunk_chars: int = 3
     raise_on: str = ""  # "", "generate" or "load"
     hang: bool = False
+    load_ms: float = 0.0
     family: str | None = None  # prompt family to report (default: plain)
 
     @classmethod
@@ -65,6 +67,7 @@ class Script:
                 chunk_chars=max(1, int(data.get("chunk_chars", 3))),
                 raise_on=raise_on,
                 hang=bool(data.get("hang", False)),
+                load_ms=float(data.get("load_ms", 0)),
                 family=str(data["family"]) if data.get("family") else None,
             )
         except (TypeError, ValueError) as exc:
@@ -94,6 +97,7 @@ class ScriptedBackend:
 
     def load(self) -> None:
         script = self._read()
+        time.sleep(script.load_ms / 1000)
         if script.raise_on == "load":
             raise ModelError(f"scripted backend {self.path} was told to fail loading")
 

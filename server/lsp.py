@@ -83,6 +83,7 @@ class HoneServer(LanguageServer):
         self.last_request_at: dict[str, float] = {}
         self.recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=256)
         self.load_error: str | None = None
+        self.loading: concurrent.futures.Future[None] | None = None
 
     # -- helpers ---------------------------------------------------------------------
     def notify_user(
@@ -132,7 +133,7 @@ class HoneServer(LanguageServer):
                     lambda: asyncio.ensure_future(self._end_progress(begun, token, message))
                 )
 
-        self.model_pool.submit(load)
+        self.loading = self.model_pool.submit(load)
 
     async def _begin_progress(self, token: str) -> None:
         await self.work_done_progress.create_async(token)
@@ -159,6 +160,15 @@ class HoneServer(LanguageServer):
 
     def record(self, entry: dict[str, Any]) -> None:
         self.recent.append(entry)
+        timings = entry.get("timings") or {}
+        log.info(
+            "inlineCompletion %s:%d -> %s in %.0f ms (model %.0f ms)",
+            entry["uri"],
+            entry["line"],
+            entry.get("outcome", "?"),
+            entry.get("server_ms", 0.0),
+            timings.get("model_ms", 0.0),
+        )
 
     # -- inline completion -------------------------------------------------------------
     def build_request(self, params: types.InlineCompletionParams) -> CompletionRequest:
@@ -229,15 +239,21 @@ class HoneServer(LanguageServer):
             if plan.cached is not None:
                 result = self.engine.run(plan)
                 return self._answer(result, entry, t0)
+            if self.loading is not None and not self.loading.done():
+                # The first requests wait for the model load (not counted against the
+                # request timeout: converting the embedded model takes ~15 s once).
+                entry["waited_for_load"] = True
+                await asyncio.shield(asyncio.wrap_future(self.loading))
             if self.load_error is not None:
                 entry["outcome"] = "model-unavailable"
                 log.warning("inlineCompletion: model unavailable (%s)", self.load_error)
                 return empty
             if in_burst and self.options.debounce_ms:
                 # While typing fast, wait; a newer request in the meantime replaces this one.
-                if await asyncio.to_thread(token.wait, self.options.debounce_ms / 1000):
-                    entry["outcome"] = "superseded"
-                    return empty
+                await asyncio.sleep(self.options.debounce_ms / 1000)
+            if token.cancelled:
+                entry["outcome"] = "superseded"
+                return empty
             loop = asyncio.get_running_loop()
             fut = loop.run_in_executor(self.model_pool, self.engine.run, plan, token)
             try:

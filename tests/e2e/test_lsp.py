@@ -199,3 +199,13 @@ async def test_model_load_is_reported_as_progress(script):
             isinstance(reports[0], types.WorkDoneProgressBegin) and "loading" in reports[0].message
         )
         assert isinstance(reports[-1], types.WorkDoneProgressEnd) and "ready" in reports[-1].message
+
+
+async def test_first_request_waits_for_a_slow_model_load_without_timing_out(script):
+    opts = {"requestTimeoutMs": 300, "debounceMs": 0}
+    async with lsp_session(script("return a + b\n", load_ms=1500), init_options=opts) as client:
+        open_doc(client, URI, ADD)
+        assert await inline(client, URI, end_position(ADD)) == ["return a + b"]
+        rec = (await stats(client))["recent"][-1]
+        assert rec["waited_for_load"] and rec["server_ms"] > 1000
+        assert not any("no answer" in m.message for m in client.messages)
