@@ -7,7 +7,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 2087
 export HONE_CACHE_DIR ?= $(CURDIR)/.hone-cache
 
-.PHONY: setup run serve-stdio test test-fast lint format bench-latency bench-decode vscode clean
+.PHONY: setup run serve-stdio test test-fast lint format bench-latency bench-decode eval-completion vscode clean
 
 setup: $(STAMP)
 
@@ -48,6 +48,9 @@ format: $(STAMP)
 
 bench-latency: $(STAMP)
 	$(BIN)/python benchmarks/bench_latency.py --out benchmarks/results/latency.json
+
+eval-completion: $(STAMP)
+	$(BIN)/python benchmarks/eval_completion.py --out benchmarks/results/eval-completion.json
 
 bench-decode: $(STAMP)
 	$(BIN)/python benchmarks/bench_decode.py --out benchmarks/results/decode.json

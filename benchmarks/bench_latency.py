@@ -64,11 +64,14 @@ def _utf16(s: str) -> int:
     return len(s.encode("utf-16-le")) // 2
 
 
-def build_cases(n: int, seed: int = 7) -> tuple[list[Case], list[Case]]:
+def build_cases(
+    n: int, seed: int = 7, files: list[str] = FILES, per_file: int = 1
+) -> tuple[list[Case], list[Case]]:
+    """Up to ``n`` single-line and ``n`` multi-line cases, ``per_file`` of each per file."""
     rng = random.Random(seed)
     singles: list[Case] = []
     multis: list[Case] = []
-    for rel in FILES:
+    for rel in [f for f in files for _ in range(per_file)]:
         path = STDLIB / rel
         lines = path.read_text(encoding="utf-8").split("\n")
         # multi: a function header whose body we remove; the cursor sits on the body's
