@@ -91,3 +91,18 @@ def test_cli_complete_with_real_model(tmp_path):
     assert data["items"] and data["items"][0]["insertText"].strip()
     assert data["mode"] == "multi" and data["stats"]["generated_tokens"] > 0
     assert data["timings"]["model_ms"] > 0
+
+
+def test_doctor_loads_and_describes_the_embedded_model():
+    out = subprocess.run(
+        [sys.executable, "-m", "hone.server.cli", "doctor", "--load", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    data = json.loads(out.stdout)
+    assert out.returncode == 0, data["problems"]
+    model = data["model"]
+    assert model["converted"] is True and float(model["load_s"]) > 0
+    assert model["dtype"] == "int8" and model["device"] == "cpu"
+    assert model["parameters"] == "134.5M"
