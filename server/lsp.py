@@ -176,7 +176,7 @@ class HoneServer(LanguageServer):
         doc = self.workspace.text_documents.get(uri)
         if doc is None:
             raise CompletionRefused(f"unknown document {uri} (not opened with didOpen)")
-        lines = doc.lines
+        lines = doc.lines  # one pass over the document; pygls builds it on every access
         pos = params.position
         if pos.line < 0 or pos.character < 0 or pos.line > len(lines):
             raise CompletionRefused(
@@ -194,7 +194,9 @@ class HoneServer(LanguageServer):
                     f"position {pos.line}:{pos.character} is past the end of its line "
                     f"({units} UTF-16 units)"
                 )
-            offset = doc.offset_at_position(pos)
+            # pygls' offset_at_position would split the document into lines a second time.
+            column = doc.position_codec.position_from_client_units(lines, pos).character
+            offset = sum(map(len, lines[: pos.line])) + column
         path = doc.path if uri.startswith("file:") else uri
         language = language_for_path(path)
         if language == "plaintext" and doc.language_id:
@@ -231,7 +233,9 @@ class HoneServer(LanguageServer):
         self.last_request_at[uri] = now
         try:
             try:
-                plan = self.engine.plan(self.build_request(params))
+                request = self.build_request(params)
+                entry["offset"] = request.offset
+                plan = self.engine.plan(request)
             except CompletionRefused as exc:
                 log.warning("inlineCompletion: %s", exc)
                 entry["outcome"] = f"refused: {exc}"

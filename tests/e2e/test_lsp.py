@@ -209,3 +209,17 @@ async def test_first_request_waits_for_a_slow_model_load_without_timing_out(scri
         rec = (await stats(client))["recent"][-1]
         assert rec["waited_for_load"] and rec["server_ms"] > 1000
         assert not any("no answer" in m.message for m in client.messages)
+
+
+async def test_utf16_columns_after_astral_characters(script):
+    # "😀" is one Python character but two UTF-16 units: the LSP column counts units.
+    text = "s = '😀😀'; value = \n"
+    spec = script([{"match": "'😀😀'; value = ", "text": "len(s)\n"}], default="WRONG")
+    async with lsp_session(spec) as client:
+        open_doc(client, URI, text)
+        col = len("s = '😀😀'; value = ".encode("utf-16-le")) // 2
+        assert await inline(client, URI, types.Position(line=0, character=col)) == ["len(s)"]
+        assert (await stats(client))["recent"][-1]["offset"] == len("s = '😀😀'; value = ")
+        assert (
+            await inline(client, URI, types.Position(line=0, character=col + 1)) == []
+        )  # past end
