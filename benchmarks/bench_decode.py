@@ -8,7 +8,6 @@ pass (speculative drafts). Decides the CPU default dtype in TransformersBackend.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -16,7 +15,10 @@ import sys
 import time
 from pathlib import Path
 
-from hone.models.transformers_backend import TransformersBackend
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_latency import emit  # noqa: E402
+from hone.models.transformers_backend import TransformersBackend  # noqa: E402
 
 
 def measure(backend: TransformersBackend, reps: int) -> dict[str, float]:
@@ -65,10 +67,7 @@ def main() -> int:
         print(dtype, results[dtype], flush=True)
     base = results["bfloat16"]
     results["int8_vs_bf16"] = {k: round(results["int8"][k] / base[k], 2) for k in base}
-    text = json.dumps(results, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    emit(results, args.out)
     return 0
 
 

@@ -363,6 +363,15 @@ def summarise(res: dict, args: argparse.Namespace) -> dict:
     return out
 
 
+def emit(results: dict, out: Path | None) -> None:
+    """Print the results as JSON and, if asked, write them to ``out`` (every benchmark)."""
+    text = json.dumps(results, indent=2)
+    print(text)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default=os.environ.get("HONE_MODEL"))
@@ -372,11 +381,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     summary = summarise(asyncio.run(run(args)), args)
-    text = json.dumps(summary, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    emit(summary, args.out)
     return 0
 
 

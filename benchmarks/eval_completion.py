@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import json
 import os
 import statistics
 import sys
@@ -22,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_latency import build_cases  # noqa: E402
+from bench_latency import build_cases, emit  # noqa: E402
 from hone.agent.engine import CompletionEngine, CompletionRequest  # noqa: E402
 from hone.models.registry import load_backend  # noqa: E402
 
@@ -100,10 +99,7 @@ def main() -> int:
             else {"n": 0}
         )
     summary["examples"] = examples
-    text = json.dumps(summary, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    emit(summary, args.out)
     return 0
 
 
