@@ -56,6 +56,11 @@ class Plan:
     cached: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
+    @property
+    def needs_model(self) -> bool:
+        """False when the answer is already known (typed-ahead hit, or no completion here)."""
+        return self.cached is None and self.decision.mode is not Mode.NONE
+
 
 @dataclass
 class CompletionResult:

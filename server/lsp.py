@@ -210,13 +210,13 @@ class HoneServer(LanguageServer):
         uri = params.text_document.uri
         entry: dict[str, Any] = {"uri": uri, "line": params.position.line, "t": time.time()}
         try:
-            return await self._inline_completion(params, entry, t0)
+            return await self._inline_completion(params, entry)
         finally:
             entry["server_ms"] = (time.perf_counter() - t0) * 1000
             self.record(entry)
 
     async def _inline_completion(
-        self, params: types.InlineCompletionParams, entry: dict[str, Any], t0: float
+        self, params: types.InlineCompletionParams, entry: dict[str, Any]
     ) -> types.InlineCompletionList:
         empty = types.InlineCompletionList(items=[])
         uri = params.text_document.uri
@@ -240,9 +240,8 @@ class HoneServer(LanguageServer):
                 log.warning("inlineCompletion: %s", exc)
                 entry["outcome"] = f"refused: {exc}"
                 return empty
-            if plan.cached is not None:
-                result = self.engine.run(plan)
-                return self._answer(result, entry, t0)
+            if not plan.needs_model:  # answered here, without waiting for the model worker
+                return self._answer(self.engine.run(plan), entry)
             if self.loading is not None and not self.loading.done():
                 # The first requests wait for the model load (not counted against the
                 # request timeout: converting the embedded model takes ~15 s once).
@@ -276,14 +275,12 @@ class HoneServer(LanguageServer):
                 token.cancel()  # $/cancelRequest: stop the generation too
                 entry["outcome"] = "cancelled"
                 raise
-            return self._answer(result, entry, t0)
+            return self._answer(result, entry)
         except Cancelled as exc:
             entry["outcome"] = "superseded"
             st = getattr(exc, "stats", None)
             if st is not None and st.cancel_noticed_at and token.cancelled_at:
                 entry["cancel_to_stop_ms"] = (st.cancel_noticed_at - token.cancelled_at) * 1000
-                if st.generated_tokens:
-                    entry["decode_step_ms"] = st.decode_s * 1000 / st.generated_tokens
             return empty
         except ModelError as exc:
             entry["outcome"] = f"model-error: {exc}"
@@ -294,7 +291,7 @@ class HoneServer(LanguageServer):
                 del self.inflight[uri]
 
     def _answer(
-        self, result: CompletionResult, entry: dict[str, Any], t0: float
+        self, result: CompletionResult, entry: dict[str, Any]
     ) -> types.InlineCompletionList:
         entry.update(
             outcome="cached" if result.cached else result.mode,

@@ -223,3 +223,18 @@ async def test_utf16_columns_after_astral_characters(script):
         assert (
             await inline(client, URI, types.Position(line=0, character=col + 1)) == []
         )  # past end
+
+
+async def test_no_completion_answer_does_not_wait_behind_a_running_generation(script):
+    slow = script("return a + b  # " + "x" * 300 + "\n", step_ms=30)  # about 3 s
+    async with lsp_session(slow) as client:
+        open_doc(client, URI, ADD)
+        other = "file:///tmp/hone-e2e/other.py"
+        open_doc(client, other, 'x = "hello world"\n')
+        busy = asyncio.ensure_future(inline(client, URI, end_position(ADD)))
+        await asyncio.sleep(0.3)  # the generation is running in the model worker
+        assert await inline(client, other, types.Position(line=0, character=8)) == []
+        rec = (await stats(client))["recent"][-1]
+        assert rec["outcome"] == "none" and rec["server_ms"] < 1000, rec
+        assert not busy.done()
+        await busy
