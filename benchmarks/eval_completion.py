@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_latency import build_cases, emit  # noqa: E402
-from hone.agent.engine import CompletionEngine, CompletionRequest  # noqa: E402
+from hone.agent.completion.engine import CompletionEngine, CompletionRequest  # noqa: E402
 from hone.models.registry import load_backend  # noqa: E402
 
 # Held out: never used for tuning; do not add files that appear in bench_latency.FILES.

@@ -18,7 +18,7 @@ def _model_spec(args: argparse.Namespace) -> str | None:
 
 def _build(spec: str | None):
     """Backend (not loaded yet), template and engine for ``spec``."""
-    from hone.agent.engine import CompletionEngine
+    from hone.agent.completion.engine import CompletionEngine
     from hone.models.registry import load_backend
 
     backend = load_backend(spec)
@@ -114,9 +114,9 @@ def _parse_location(value: str) -> tuple[Path, int, int]:
 def cmd_complete(args: argparse.Namespace) -> int:
     import time
 
-    from hone.agent.engine import CompletionRefused, CompletionRequest
-    from hone.agent.syntax import language_for_path
+    from hone.agent.completion.engine import CompletionRefused, CompletionRequest
     from hone.models.backend import ModelError
+    from hone.retrieval.syntax import language_for_path
 
     _setup_logging(args.verbose, None)
     path, line, col = args.location

@@ -83,7 +83,7 @@ def collect(spec: str | None, load: bool) -> tuple[dict[str, Any], list[str]]:
             problems.append(f"the model failed to load: {exc}")
     report["model"] = model
 
-    from hone.agent.syntax import parser_for
+    from hone.retrieval.syntax import parser_for
 
     report["tree_sitter_languages"] = [lang for lang in ("python",) if parser_for(lang) is not None]
     if not report["tree_sitter_languages"]:

@@ -14,15 +14,14 @@ import logging
 import time
 from typing import Any
 
-from hone.agent.engine import (
+from hone.agent.completion.engine import (
     CompletionEngine,
     CompletionRefused,
     CompletionRequest,
     CompletionResult,
-    EngineOptions,
 )
-from hone.agent.syntax import language_for_path
 from hone.models.backend import Cancelled, CancelToken, ModelBackend, ModelError
+from hone.retrieval.syntax import language_for_path
 from hone.server.options import Options, apply_settings
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
@@ -42,17 +41,6 @@ def plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [plain(v) for v in value]
     return value
-
-
-def engine_options(o: Options) -> EngineOptions:
-    return EngineOptions(
-        multiline=o.multiline,
-        max_new_tokens_single=o.max_new_tokens_single,
-        max_new_tokens_multi=o.max_new_tokens_multi,
-        context_tokens=o.context_tokens,
-        suffix_share=o.suffix_share,
-        max_document_chars=o.max_document_chars,
-    )
 
 
 class HoneProtocol(LanguageServerProtocol):
@@ -97,7 +85,7 @@ class HoneServer(LanguageServer):
 
     def update_options(self, settings: Any) -> None:
         self.options, problems = apply_settings(self.options, settings)
-        self.engine.options = engine_options(self.options)
+        self.engine.options = self.options  # Options extends CompletionOptions
         for problem in problems:
             self.notify_user(problem)
 

@@ -8,60 +8,30 @@ Unknown keys and bad values are reported back as messages; defaults are kept.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+
+from hone.agent.completion.options import CompletionOptions, option
 
 
 @dataclass
-class Options:
-    enable: bool = field(
-        default=True, metadata={"doc": "Answer inline completion requests at all."}
+class Options(CompletionOptions):
+    """Every option hone takes: the completion engine's (inherited) and the server's own."""
+
+    enable: bool = option(True, "Answer inline completion requests at all.")
+    debounce_ms: int = option(
+        60,
+        "While the user is typing fast (requests closer than burstWindowMs), wait this long "
+        "before starting the model; a newer request in the meantime replaces it.",
+        (0, 2000),
     )
-    multiline: bool = field(
-        default=True, metadata={"doc": "Allow multi-line suggestions where they are not jarring."}
+    burst_window_ms: int = option(
+        150, "Requests closer than this count as one typing burst.", (0, 5000)
     )
-    max_new_tokens_single: int = field(
-        default=32, metadata={"doc": "Token cap for a single-line suggestion.", "range": (1, 512)}
-    )
-    max_new_tokens_multi: int = field(
-        default=96, metadata={"doc": "Token cap for a multi-line suggestion.", "range": (1, 2048)}
-    )
-    context_tokens: int = field(
-        default=768,
-        metadata={"doc": "Token budget of the prompt (prefix and suffix).", "range": (64, 32768)},
-    )
-    suffix_share: float = field(
-        default=0.25,
-        metadata={
-            "doc": "Share of the budget given to the suffix (FIM models).",
-            "range": (0.0, 0.9),
-        },
-    )
-    debounce_ms: int = field(
-        default=60,
-        metadata={
-            "doc": "While the user is typing fast (requests closer than burstWindowMs), wait this "
-            "long before starting the model; a newer request in the meantime replaces it.",
-            "range": (0, 2000),
-        },
-    )
-    burst_window_ms: int = field(
-        default=150,
-        metadata={
-            "doc": "Requests closer than this count as one typing burst.",
-            "range": (0, 5000),
-        },
-    )
-    request_timeout_ms: int = field(
-        default=30000,
-        metadata={
-            "doc": "Give up on a model call after this long (a hung backend); the result is empty.",
-            "range": (100, 600000),
-        },
-    )
-    max_document_chars: int = field(
-        default=8_000_000,
-        metadata={"doc": "Larger documents get no completions.", "range": (1000, 100_000_000)},
+    request_timeout_ms: int = option(
+        30000,
+        "Give up on a model call after this long (a hung backend); the result is empty.",
+        (100, 600000),
     )
 
 

@@ -1,5 +1,5 @@
-from hone.agent.cache import TypedAheadCache
-from hone.agent.prompting import ANCHOR_LINES, build_prompt
+from hone.agent.completion.cache import TypedAheadCache
+from hone.agent.completion.prompting import ANCHOR_LINES, build_prompt
 from hone.models.prompts import load_templates
 
 

@@ -13,7 +13,7 @@ import sysconfig
 from pathlib import Path
 
 import pytest
-from hone.agent.engine import CompletionEngine, CompletionRequest
+from hone.agent.completion.engine import CompletionEngine, CompletionRequest
 from hone.models.backend import GenerationRequest
 
 pytestmark = pytest.mark.model

@@ -1,4 +1,4 @@
-"""hone.agent.policy.decide: hand-written cases, then every site of a kind in real
+"""hone.agent.completion.policy.decide: hand-written cases, then every site of a kind in real
 stdlib files (block headers, strings, comments, identifiers, blank lines), with the
 expected answer worked out independently with :mod:`tokenize` and :mod:`ast`."""
 
@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 from conftest import line_offsets, read_stdlib
-from hone.agent import policy
-from hone.agent.policy import Decision, Mode, decide
+from hone.agent.completion import policy
+from hone.agent.completion.policy import Decision, Mode, decide
 
 if TYPE_CHECKING:
     from conftest import Block

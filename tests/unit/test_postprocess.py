@@ -1,4 +1,4 @@
-"""hone.agent.postprocess: golden cases, real stdlib bodies streamed through
+"""hone.agent.completion.postprocess: golden cases, real stdlib bodies streamed through
 is_complete/postprocess, and hand-written edge cases."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from hone.agent.policy import Mode
-from hone.agent.postprocess import is_complete, postprocess
+from hone.agent.completion.policy import Mode
+from hone.agent.completion.postprocess import is_complete, postprocess
 
 if TYPE_CHECKING:
     from conftest import Block

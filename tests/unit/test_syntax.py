@@ -1,4 +1,4 @@
-"""hone.agent.syntax: language ids, parsers, queries, indent unit, the light scanner."""
+"""hone.retrieval.syntax: language ids, parsers, queries, indent unit, the light scanner."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import tree_sitter
-from hone.agent.syntax import (
+from hone.retrieval.syntax import (
     detect_indent_unit,
     indent_width,
     language_for_path,

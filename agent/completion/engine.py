@@ -11,10 +11,11 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from hone.agent.cache import TypedAheadCache
-from hone.agent.policy import Decision, Mode, decide
-from hone.agent.postprocess import is_complete, postprocess
-from hone.agent.prompting import Prompt, build_prompt
+from hone.agent.completion.cache import TypedAheadCache
+from hone.agent.completion.options import CompletionOptions
+from hone.agent.completion.policy import Decision, Mode, decide
+from hone.agent.completion.postprocess import is_complete, postprocess
+from hone.agent.completion.prompting import Prompt, build_prompt
 from hone.models.backend import Cancelled, CancelToken, GenerationRequest, ModelBackend
 from hone.models.prompts import PromptTemplate, template_for_backend
 
@@ -23,16 +24,6 @@ log = logging.getLogger(__name__)
 
 class CompletionRefused(Exception):  # noqa: N818 - control flow carrying a reason
     """The request cannot be served (binary text, too large, bad position)."""
-
-
-@dataclass
-class EngineOptions:
-    multiline: bool = True
-    max_new_tokens_single: int = 32
-    max_new_tokens_multi: int = 96
-    context_tokens: int = 768
-    suffix_share: float = 0.25
-    max_document_chars: int = 8_000_000
 
 
 @dataclass
@@ -81,11 +72,11 @@ class CompletionEngine:
         self,
         backend: ModelBackend,
         template: PromptTemplate | None = None,
-        options: EngineOptions | None = None,
+        options: CompletionOptions | None = None,
     ) -> None:
         self.backend = backend
         self._template = template
-        self.options = options or EngineOptions()
+        self.options = options or CompletionOptions()
         self.cache = TypedAheadCache()
         self.generations_started = 0
 

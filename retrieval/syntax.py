@@ -2,7 +2,7 @@
 
 Grammars come from the per-language wheels (``tree_sitter_python`` and, when
 installed, ``tree_sitter_javascript`` and friends); queries live as ``.scm`` files
-in :mod:`hone.agent.queries` and are loaded with :mod:`importlib.resources`.
+in :mod:`hone.retrieval.queries` and are loaded with :mod:`importlib.resources`.
 
 Parsers are cached per thread: a ``tree_sitter.Parser`` is not safe to share
 between threads, and the completion pipeline runs in worker threads.
@@ -150,12 +150,12 @@ def parser_for(language: str) -> tree_sitter.Parser | None:
 
 @functools.cache
 def load_query(language: str, name: str) -> tree_sitter.Query | None:
-    """The query in ``hone.agent.queries/<language>-<name>.scm``, or None if absent or invalid."""
+    """The query in ``hone.retrieval.queries``: ``<language>-<name>.scm``; None if absent or bad."""
     lang = language_object(language)
     if lang is None:
         return None
     try:
-        resource = importlib.resources.files("hone.agent.queries") / f"{language}-{name}.scm"
+        resource = importlib.resources.files("hone.retrieval.queries") / f"{language}-{name}.scm"
         return tree_sitter.Query(lang, resource.read_text(encoding="utf-8"))
     except Exception:
         return None

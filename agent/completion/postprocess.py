@@ -3,7 +3,7 @@
 :func:`postprocess` turns raw generated text into the suggestion ("" for none);
 :func:`is_complete` tells the streaming loop when nothing more would be kept, so
 generation can stop early. Both are plain-text and bracket/indentation based (see
-:func:`hone.agent.syntax.scan_text`), so they agree with each other, cost
+:func:`hone.retrieval.syntax.scan_text`), so they agree with each other, cost
 microseconds, and work on the half-written code that completions are made of. The
 steps, in order:
 
@@ -39,8 +39,8 @@ import functools
 import re
 from dataclasses import dataclass
 
-from hone.agent.policy import Mode
-from hone.agent.syntax import indent_width, scan_text, spec_for
+from hone.agent.completion.policy import Mode
+from hone.retrieval.syntax import indent_width, scan_text, spec_for
 
 __all__ = ["CONTROL_TOKEN", "is_complete", "postprocess"]
 

@@ -72,7 +72,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import tree_sitter
-from hone.agent.syntax import (
+from hone.retrieval.syntax import (
     detect_indent_unit,
     indent_width,
     load_query,

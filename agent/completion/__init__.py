@@ -1,0 +1,1 @@
+"""hone.agent.completion: inline completion (policy, prompt, post-processing, engine)."""

@@ -1,0 +1,1 @@
+"""hone.agent.repair: the test-driven repair loop (to come)."""
