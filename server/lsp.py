@@ -23,10 +23,9 @@ from hone.agent.completion.engine import (
 from hone.models.backend import Cancelled, CancelToken, ModelBackend, ModelError
 from hone.retrieval.syntax import language_for_path
 from hone.server.options import Options, apply_settings
+from hone.server.protocol import HoneProtocol
 from lsprotocol import types
-from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
-from pygls.protocol import LanguageServerProtocol
 
 log = logging.getLogger("hone.server")
 
@@ -41,19 +40,6 @@ def plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [plain(v) for v in value]
     return value
-
-
-class HoneProtocol(LanguageServerProtocol):
-    """Answers a request whose params do not parse with an InvalidParams error response
-    (pygls only reports it), so the client is not left waiting."""
-
-    def structure_message(self, data: dict[str, Any]) -> Any:
-        try:
-            return super().structure_message(data)
-        except JsonRpcInvalidParams as exc:
-            if "id" in data and "method" in data:
-                self._send_response(data["id"], error=exc.to_response_error())
-            raise
 
 
 class HoneServer(LanguageServer):
