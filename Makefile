@@ -7,7 +7,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 2087
 export HONE_CACHE_DIR ?= $(CURDIR)/.hone-cache
 
-.PHONY: setup run serve-stdio test test-fast lint format bench-latency bench-decode eval-completion vscode clean
+.PHONY: setup run serve-stdio test test-fast lint format bench-latency bench-decode bench-documents eval-completion report vscode clean
 
 setup: $(STAMP)
 
@@ -49,16 +49,36 @@ format: $(STAMP)
 bench-latency: $(STAMP)
 	$(BIN)/python benchmarks/bench_latency.py --out benchmarks/results/latency.json
 
+# Completion quality against plain greedy generation, dev and held-out splits (sdists are
+# downloaded to EVAL_SOURCES, outside the repository); EVAL_DTYPE picks the weight format.
+EVAL_SOURCES ?= /tmp/hone-eval-src
+EVAL_DTYPE ?= auto
 eval-completion: $(STAMP)
-	$(BIN)/python benchmarks/eval_completion.py --out benchmarks/results/eval-completion.json
+	$(BIN)/python benchmarks/eval_completion.py --baseline --dtype $(EVAL_DTYPE) --sources $(EVAL_SOURCES) --out benchmarks/results/eval-completion.json
 
 bench-decode: $(STAMP)
 	$(BIN)/python benchmarks/bench_decode.py --out benchmarks/results/decode.json
 
-# The VS Code extension: install its locked npm packages, compile, and run its checks
-# (manifest, activation, and the real vscode-languageclient against the real `hone serve`).
+bench-documents: $(STAMP)
+	$(BIN)/python benchmarks/bench_documents.py --out benchmarks/results/documents.json
+
+# The measured figures in README.md and benchmarks/README.md, rendered from the results files
+# (tests/test_docs.py fails when they differ): run after any benchmark.
+report: $(STAMP)
+	$(BIN)/python benchmarks/report.py
+
+# The VS Code extension: install its locked npm packages, package it from a clean state
+# (`npm run package` compiles through `vscode:prepublish`; the .vsix must hold the compiled
+# entry point and the runtime dependency), then run its checks (manifest, activation, and the
+# real vscode-languageclient against the real `hone serve`).
 vscode: $(STAMP)
-	cd editor-clients/vscode && npm ci --no-audit --no-fund --loglevel=error && npm run compile && HONE_COMMAND=$(CURDIR)/$(BIN)/hone npm test
+	cd editor-clients/vscode && npm ci --no-audit --no-fund --loglevel=error
+	cd editor-clients/vscode && rm -rf out hone.vsix && npm run package --silent
+	cd editor-clients/vscode && files="$$($(CURDIR)/$(BIN)/python -m zipfile -l hone.vsix)" \
+	  && echo "$$files" | grep -q '^extension/out/extension\.js ' \
+	  && echo "$$files" | grep -q '^extension/node_modules/vscode-languageclient/package\.json ' \
+	  || { echo "hone.vsix lacks out/extension.js or vscode-languageclient" >&2; exit 1; }
+	cd editor-clients/vscode && HONE_COMMAND=$(CURDIR)/$(BIN)/hone npm test
 
 clean:
 	rm -rf $(VENV) .hone-cache build *.egg-info

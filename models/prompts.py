@@ -1,8 +1,12 @@
 """Prompt templates per model family, loaded from ``templates/families.toml``.
 
-A :class:`PromptTemplate` renders (prefix, suffix, path) into the text a model of its
-family was trained on: fill-in-the-middle tokens, a file-path header, and the stop
-strings that end a completion. Families are detected from the model's name or path,
+A :class:`PromptTemplate` renders an :class:`~hone.models.backend.Infill` (prefix,
+suffix, path, context snippets) into the text a model of its family was trained on:
+context snippets from other files laid out the way the family saw repositories,
+fill-in-the-middle tokens, a file-path header, and the stop strings that end a
+completion. Snippets always come before the file's own text: that text is what changes
+while the user types, and a backend reuses the KV cache of the longest unchanged
+token prefix. Families are detected from the model's name or path,
 then from the special tokens its tokenizer has, falling back to the prefix-only
 ``plain`` family; a user can also name a family outright.
 """
@@ -19,11 +23,13 @@ from pathlib import Path, PurePath
 from types import MappingProxyType
 from typing import Any
 
-from hone.models.backend import ModelError
+from hone.models.backend import Infill, ModelError, Snippet
 
 FALLBACK = "plain"
-_TEMPLATE_FIELDS = frozenset({"header", "prefix", "suffix"})
+_TEMPLATE_FIELDS = frozenset({"context", "header", "prefix", "suffix"})
 _HEADER_FIELDS = frozenset({"path", "comment"})
+_SNIPPET_FIELDS = frozenset({"path", "comment", "text"})
+DEFAULT_SNIPPET = "{comment} {path}\n{text}\n"
 
 # A compiled format string: literal text and field names, alternating (literal first).
 _Compiled = tuple[str, ...]
@@ -34,32 +40,84 @@ class PromptTemplate:
     family: str
     fim: bool
     stop: tuple[str, ...]
-    template: str = "{header}{prefix}"
+    template: str = "{context}{header}{prefix}"
     header: str = ""
+    snippet: str = DEFAULT_SNIPPET
     names: tuple[str, ...] = ()
     tokens: tuple[str, ...] = ()
     priority: int = 0
     comments: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
     _parts: _Compiled = field(init=False, repr=False, compare=False)
     _header_parts: _Compiled = field(init=False, repr=False, compare=False)
+    _snippet_parts: _Compiled = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         parts = _compile(self.template, _TEMPLATE_FIELDS, self.family)
         header_parts = _compile(self.header, _HEADER_FIELDS, self.family)
-        fields = set(parts[1::2])
+        snippet_parts = _compile(self.snippet, _SNIPPET_FIELDS, self.family)
+        names = list(parts[1::2])
+        fields = set(names)
         if "prefix" not in fields:
             raise ModelError(f"prompt family {self.family!r}: template lacks {{prefix}}")
+        if "context" in fields and names.index("context") > names.index("prefix"):
+            raise ModelError(
+                f"prompt family {self.family!r}: {{context}} must come before {{prefix}} "
+                "(the file's text changes while typing; what precedes it stays cached)"
+            )
+        if "text" not in snippet_parts[1::2]:
+            raise ModelError(f"prompt family {self.family!r}: snippet lacks {{text}}")
         if self.fim and "suffix" not in fields:
             raise ModelError(f"prompt family {self.family!r}: a FIM template needs {{suffix}}")
         if not self.fim and "suffix" in fields:
             raise ModelError(f"prompt family {self.family!r}: {{suffix}} in a prefix-only template")
         object.__setattr__(self, "_parts", parts)
         object.__setattr__(self, "_header_parts", header_parts)
+        object.__setattr__(self, "_snippet_parts", snippet_parts)
 
-    def render(self, prefix: str, suffix: str, path: str | None) -> str:
-        """The prompt text; ``suffix`` is ignored when the family is not FIM."""
-        values = {"header": self.render_header(path), "prefix": prefix, "suffix": suffix}
+    def render(
+        self, prefix: str, suffix: str, path: str | None, snippets: Iterable[Snippet] = ()
+    ) -> str:
+        """The prompt text; ``suffix`` is ignored when the family is not FIM.
+
+        A template without ``{context}`` (a user's older file) gets its snippets at the
+        very start of the prompt.
+        """
+        context = self.render_context(snippets)
+        values = {
+            "context": context,
+            "header": self.render_header(path),
+            "prefix": prefix,
+            "suffix": suffix,
+        }
         parts = self._parts
+        out = [parts[0]]
+        for i in range(1, len(parts), 2):
+            out.append(values[parts[i]])
+            out.append(parts[i + 1])
+        if context and "context" not in parts[1::2]:
+            out.insert(0, context)
+        return "".join(out)
+
+    def render_infill(self, infill: Infill) -> str:
+        """The prompt for a structured completion request."""
+        return self.render(infill.prefix, infill.suffix, infill.path, infill.snippets)
+
+    def render_context(self, snippets: Iterable[Snippet]) -> str:
+        """All snippets, in the order given."""
+        return "".join(self.render_snippet(s) for s in snippets)
+
+    def render_snippet(self, snippet: Snippet) -> str:
+        """One snippet as this family lays out another file of the repository. Its text
+        ends with a line break; a layout needing ``{comment}`` for a file type with no
+        known comment marker leaves the snippet out ("")."""
+        text = snippet.text if snippet.text.endswith("\n") else snippet.text + "\n"
+        values = {"path": snippet.path, "text": text}
+        parts = self._snippet_parts
+        if "comment" in parts[1::2]:
+            comment = comment_marker(snippet.path, self.comments)
+            if comment is None:
+                return ""
+            values["comment"] = comment
         out = [parts[0]]
         for i in range(1, len(parts), 2):
             out.append(values[parts[i]])
@@ -128,6 +186,7 @@ def parse_templates(
                 stop=tuple(spec.get("stop", ())),
                 template=spec["template"],
                 header=spec.get("header", ""),
+                snippet=spec.get("snippet", DEFAULT_SNIPPET),
                 names=tuple(n.lower() for n in spec.get("names", ())),
                 tokens=tuple(spec.get("tokens", ())),
                 priority=int(spec.get("priority", 0)),

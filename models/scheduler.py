@@ -6,14 +6,15 @@ model at once (1 for an embedded model; a small bound of requests in flight for 
 server). Interactive jobs take a free slot before any waiting background job.
 
 Preemption is cooperative and happens between decode steps: a background job's ticket
-(its :class:`~hone.models.backend.CancelToken`) is checked by the backend's decode loop
-before every step (:func:`hone.models.streaming.check_cancel` calls
-:meth:`Ticket.checkpoint`). When interactive work is waiting, the background job gives
-its slot up right there and takes it back once no interactive work is waiting or
-running, so a completion waits for at most one decode step of background work. The
-paused job keeps its own state (its generator, its KV session), so nothing of the
-interactive job's cached prefix is evicted by it, provided the backend keeps a session
-per caller (see the transformers backend's ``session`` keys).
+(its :class:`~hone.models.backend.CancelToken`) is asked by the backend's stream before
+every step (:func:`hone.models.streaming.stream` calls :meth:`Ticket.checkpoint` when
+:meth:`Ticket.yield_requested`). When interactive work is waiting, the background job gives
+its slot up right there (the backend's ``pause`` lends the model out: its lock, not its
+KV session) and takes it back once no interactive work is waiting and a slot is free, so
+a completion waits for at most one decode step of background work. The paused job keeps
+its own state (its generator, its KV session), so nothing of the interactive job's cached
+prefix is evicted by it, provided the backend keeps a session per caller (the transformers
+backend's ``session`` keys).
 
 Jobs run on a small thread pool: a paused background job holds a thread, not the model.
 """
@@ -48,6 +49,9 @@ class Ticket(CancelToken):
     def cancel(self) -> None:
         super().cancel()
         self.scheduler._wake()  # a job waiting for a slot notices at once
+
+    def yield_requested(self) -> bool:
+        return self.priority is Priority.BACKGROUND and self.scheduler._interactive_waiting()
 
     def checkpoint(self) -> None:
         """Between decode steps: a background job pauses while interactive work waits."""
@@ -144,6 +148,10 @@ class Scheduler:
         with self._cond:
             self._running[priority] -= 1
             self._cond.notify_all()
+
+    def _interactive_waiting(self) -> bool:
+        with self._cond:
+            return self._waiting[Priority.INTERACTIVE] > 0
 
     def _wake(self) -> None:
         with self._cond:

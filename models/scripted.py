@@ -2,7 +2,8 @@
 
 Spec string ``scripted:/path/file.json``; the file holds::
 
-    {"responses": [{"match": "substring of the prompt, or null", "text": "..."}],
+    {"responses": [{"match": "substring of the prompt, or null", "text": "..."},
+                   {"match": "...", "texts": ["sample 1", "sample 2"]}],
      "default": "pass",        # text when no response matches (optional)
      "step_ms": 20,            # sleep per "token" (optional)
      "chunk_chars": 3,         # characters per "token" (optional)
@@ -10,11 +11,15 @@ Spec string ``scripted:/path/file.json``; the file holds::
                                # "load": raise ModelError from load()
      "hang": false,            # wait (yielding nothing) until cancelled
      "load_ms": 0,             # time load() takes (a slow model start)
-     "family": "plain"}        # prompt family detect_template() reports (optional)
+     "family": "plain",        # prompt family detect_template() reports (optional)
+     "tokenizer": true}        # false: count_tokens() returns None, like a remote server
 
-The first response whose ``match`` occurs in the prompt (null matches anything) is
-played back ``chunk_chars`` characters per step, with ``step_ms`` of sleep per step
-spent in ``cancel.wait`` so cancellation is noticed within one step. Stop strings,
+Requests are rendered as a real backend renders them: an Infill with the family's
+template (and its stop strings), a chat as "role: content" lines. The first response
+whose ``match`` occurs in the rendered prompt (null matches anything) is played back
+``chunk_chars`` characters per step, with ``step_ms`` of sleep per step spent in
+``cancel.wait`` so cancellation is noticed within one step; sample ``k`` of a request
+with several plays ``texts[k]`` (cycling), or ``text`` again. Stop strings,
 ``should_stop`` and cancellation go through :mod:`hone.models.streaming`, the same code
 the real backend uses. The file is re-read when it changes, so a test can re-script a
 running server.
@@ -22,6 +27,7 @@ running server.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -29,7 +35,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from hone.models.backend import CancelToken, GenerationRequest, GenerationStats, ModelError
+from hone.models.backend import (
+    CancelToken,
+    Generation,
+    GenerationRequest,
+    GenerationStats,
+    ModelError,
+)
 from hone.models.prompts import PromptTemplate, template_by_name, template_for
 from hone.models.streaming import check_cancel, stream
 
@@ -38,7 +50,7 @@ PREFIX = "scripted:"
 
 @dataclass(frozen=True)
 class Script:
-    responses: tuple[tuple[str | None, str], ...] = ()
+    responses: tuple[tuple[str | None, tuple[str, ...]], ...] = ()
     default: str = "pass"
     step_ms: float = 20.0
     chunk_chars: int = 3
@@ -46,15 +58,17 @@ class Script:
     hang: bool = False
     load_ms: float = 0.0
     family: str | None = None  # prompt family to report (default: plain)
+    tokenizer: bool = True
 
     @classmethod
     def from_json(cls, data: dict) -> Script:
         responses = []
         for item in data.get("responses") or []:
-            if not isinstance(item, dict) or not isinstance(item.get("text"), str):
+            texts = item.get("texts", [item.get("text")]) if isinstance(item, dict) else None
+            if not texts or not all(isinstance(t, str) for t in texts):
                 raise ModelError(f"scripted backend: bad response entry {item!r}")
             match = item.get("match")
-            responses.append((None if match is None else str(match), item["text"]))
+            responses.append((None if match is None else str(match), tuple(texts)))
         raise_on = data.get("raise", False)
         raise_on = {True: "generate", False: "", None: ""}.get(raise_on, raise_on)
         if raise_on not in ("", "generate", "load"):
@@ -69,14 +83,15 @@ class Script:
                 hang=bool(data.get("hang", False)),
                 load_ms=float(data.get("load_ms", 0)),
                 family=str(data["family"]) if data.get("family") else None,
+                tokenizer=bool(data.get("tokenizer", True)),
             )
         except (TypeError, ValueError) as exc:
             raise ModelError(f"scripted backend: bad value: {exc}") from exc
 
-    def text_for(self, prompt: str) -> str:
-        for match, text in self.responses:
+    def text_for(self, prompt: str, sample: int = 0) -> str:
+        for match, texts in self.responses:
             if match is None or match in prompt:
-                return text
+                return texts[sample % len(texts)]
         return self.default
 
 
@@ -88,7 +103,6 @@ class ScriptedBackend:
         self.name = f"{PREFIX}{self.path}"
         self._script: Script | None = None
         self._mtime: float | None = None
-        self._stats = GenerationStats()
         self._lock = threading.Lock()
 
     @classmethod
@@ -101,12 +115,8 @@ class ScriptedBackend:
         if script.raise_on == "load":
             raise ModelError(f"scripted backend {self.path} was told to fail loading")
 
-    def count_tokens(self, text: str) -> int:
-        return len(text) // 4
-
-    @property
-    def last_stats(self) -> GenerationStats:
-        return self._stats
+    def count_tokens(self, text: str) -> int | None:
+        return len(text) // 4 if self._read().tokenizer else None
 
     def detect_template(self) -> PromptTemplate:
         """The script's ``family`` (so tests can exercise FIM templates), else plain."""
@@ -116,25 +126,44 @@ class ScriptedBackend:
     def describe(self) -> dict[str, str]:
         return {"model": self.name, "path": str(self.path), "device": "none", "dtype": "none"}
 
-    def generate(
-        self, request: GenerationRequest, cancel: CancelToken | None = None
+    def render(self, request: GenerationRequest) -> str:
+        """The prompt text ``match`` is looked up in."""
+        if request.infill is not None:
+            return self.detect_template().render_infill(request.infill)
+        if request.messages:
+            return "".join(f"{m['role']}: {m['content']}\n" for m in request.messages)
+        return request.prompt
+
+    def generate(self, request: GenerationRequest, cancel: CancelToken | None = None) -> Generation:
+        return Generation(lambda generation: self._run(generation, request, cancel))
+
+    def _run(
+        self, generation: Generation, request: GenerationRequest, cancel: CancelToken | None
     ) -> Iterator[str]:
-        stats = GenerationStats(prompt_tokens=self.count_tokens(request.prompt))
         # One generation at a time, as with a real model; a cancelled waiter gives up.
         while not self._lock.acquire(timeout=0.01):
-            check_cancel(cancel, stats)
+            check_cancel(cancel, generation.pending)
         try:
-            self._stats = stats
             script = self._read()
             if script.raise_on == "load":
                 raise ModelError(f"scripted backend {self.path} was told to fail loading")
-            yield from stream(self._steps(script, request, stats, cancel), request, stats, cancel)
+            prompt = self.render(request)
+            if request.infill is not None:
+                stop = [*request.stop, *self.detect_template().stop]
+                request = dataclasses.replace(request, stop=stop)
+            for k in range(request.samples):
+                stats = generation.start_sample()
+                stats.prompt_tokens = len(prompt) // 4
+                text = script.text_for(prompt, k)
+                steps = self._steps(script, text, request, stats, cancel)
+                yield from stream(steps, request, stats, cancel)
         finally:
             self._lock.release()
 
     def _steps(
         self,
         script: Script,
+        text: str,
         request: GenerationRequest,
         stats: GenerationStats,
         cancel: CancelToken | None,
@@ -148,7 +177,6 @@ class ScriptedBackend:
             while script.hang:  # until cancelled (forever without a cancel token)
                 wait(0.05)
                 check_cancel(cancel, stats)
-            text = script.text_for(request.prompt)
             size = script.chunk_chars
             pieces = [text[i : i + size] for i in range(0, len(text), size)]
             shown = ""

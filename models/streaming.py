@@ -6,8 +6,8 @@ step, a scripted chunk) and yields the whole visible text generated so far. It s
 ``"length"`` to this module. :func:`stream` turns it into the chunks the caller sees:
 
 - cancellation is checked before every step (and by the step itself while it waits
-  or prefills, with :func:`check_cancel`): it raises :class:`Cancelled` and records
-  ``stats.cancel_noticed_at``;
+  or prefills, with :func:`check_cancel`): it raises :class:`Cancelled` carrying the
+  stats, with ``stats.cancel_noticed_at`` recorded;
 - a stop string ends generation and is never yielded, even when it arrives split
   across steps: text that could be the start of a stop string is held back until
   it is known not to be one;
@@ -19,8 +19,9 @@ step, a scripted chunk) and yields the whole visible text generated so far. It s
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from hone.models.backend import Cancelled, CancelToken, GenerationRequest, GenerationStats
 
@@ -30,7 +31,7 @@ def check_cancel(cancel: CancelToken | None, stats: GenerationStats) -> None:
     if cancel is not None and cancel.cancelled:
         stats.cancel_noticed_at = time.perf_counter()
         stats.stop_reason = "cancelled"
-        raise Cancelled()
+        raise Cancelled(stats=stats)
 
 
 class StopScanner:
@@ -66,13 +67,23 @@ def stream(
     request: GenerationRequest,
     stats: GenerationStats,
     cancel: CancelToken | None = None,
+    pause: Callable[[], contextlib.AbstractContextManager[None]] | None = None,
 ) -> Iterator[str]:
-    """Drive ``steps`` (cumulative visible text per step) into caller-facing chunks."""
+    """Drive ``steps`` (cumulative visible text per step) into caller-facing chunks.
+
+    ``pause`` is the backend's way to lend the model out while the scheduler pauses this
+    generation between steps (release its lock, keep its session); see
+    :meth:`hone.models.backend.CancelToken.checkpoint`."""
     scanner = StopScanner(request.stop)
     shown = text = ""
     stats.stop_reason = "length"
     try:
         while True:
+            if cancel is not None and cancel.yield_requested():
+                # between steps, never inside one: a background job gives the model up
+                # while interactive work waits (hone.models.scheduler)
+                with pause() if pause is not None else contextlib.nullcontext():
+                    cancel.checkpoint()
             check_cancel(cancel, stats)
             try:
                 text = next(steps)

@@ -25,14 +25,43 @@ def _build(spec: str | None):
     return backend, CompletionEngine(backend)
 
 
+class OneLineFormatter(logging.Formatter):
+    """Every record on one line: below DEBUG level (no -vv) a traceback and anything after a
+    message's first line are left out, and the exception's own one-line summary is added
+    where the message does not already say it. With -vv records are written in full."""
+
+    def __init__(self, fmt: str, tracebacks: bool) -> None:
+        super().__init__(fmt)
+        self.tracebacks = tracebacks
+
+    def format(self, record: logging.LogRecord) -> str:
+        if self.tracebacks:
+            return super().format(record)
+        line = record.getMessage().split("\n", 1)[0].rstrip()
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None:
+            said = " ".join(str(exc).split())[:200]
+            if not said or said not in line:
+                line += f" ({type(exc).__name__}: {said})" if said else f" ({type(exc).__name__})"
+        one = logging.makeLogRecord(record.__dict__)  # the other handlers see the original
+        one.msg, one.args, one.exc_info, one.exc_text, one.stack_info = line, None, None, None, None
+        return super().format(one)
+
+
 def _setup_logging(verbose: int, log_file: str | None) -> None:
+    """Levels: WARNING by default, INFO with -v, DEBUG with -vv. Malformed input from the
+    client is one `bad message:` line at WARNING (hone.server.protocol); tracebacks and
+    pygls' own INFO/DEBUG chatter only with -vv."""
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_file:
         handlers.append(logging.FileHandler(log_file))
-    logging.basicConfig(
-        level=level, handlers=handlers, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    formatter = OneLineFormatter(
+        "%(asctime)s %(levelname)s %(name)s: %(message)s", tracebacks=verbose >= 2
     )
+    for handler in handlers:
+        handler.setFormatter(formatter)
+    logging.basicConfig(level=level, handlers=handlers)
     if verbose < 2:
         logging.getLogger("pygls").setLevel(logging.WARNING)
 
@@ -148,7 +177,9 @@ def cmd_complete(args: argparse.Namespace) -> int:
             engine.options.max_new_tokens_single = args.max_new_tokens
         backend.load()
         load_ms = (time.perf_counter() - t0) * 1000
-        req = CompletionRequest(str(path), text, offset, str(path), language_for_path(str(path)))
+        req = CompletionRequest(
+            str(path), text, offset, str(path), language_for_path(str(path)), root=os.getcwd()
+        )
         result = engine.complete(req)
     except CompletionRefused as exc:
         print(f"hone complete: {exc}", file=sys.stderr)

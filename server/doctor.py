@@ -68,7 +68,7 @@ def collect(spec: str | None, load: bool) -> tuple[dict[str, Any], list[str]]:
         model["cache_dir"] = str(cache)
         model["converted"] = embedded.is_converted()
         if not model["converted"]:
-            model["note"] = "converted to bf16 safetensors on first use (~15 s, once)"
+            model["note"] = "converted to bf16 safetensors on first use (once)"
     if load and not problems:
         from hone.models.backend import ModelError
         from hone.models.registry import load_backend

@@ -1,8 +1,13 @@
 """The LSP surface: one server object and thin handlers that delegate to hone.agent.
 
 Reads like a table of contents of what hone speaks:
-initialize / initialized / workspace/didChangeConfiguration / textDocument/inlineCompletion /
-hone/stats (a custom request with recent per-request timings, for benchmarks and tests).
+initialize (options, position encoding, workspace folders) / initialized /
+workspace/didChangeConfiguration / textDocument/didOpen, didChange, didClose (hone's own
+document store, server/documents.py) / textDocument/didSave / workspace/didChangeWatchedFiles /
+workspace/didChangeWorkspaceFolders / textDocument/inlineCompletion / hone/stats (a custom
+request with recent per-request timings, for benchmarks and tests) / hone/document and
+hone/workspace (debug requests: the server's copy of a document; encoding, folders, file
+events and per-change timings).
 """
 
 from __future__ import annotations
@@ -12,7 +17,8 @@ import collections
 import concurrent.futures
 import logging
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from hone.agent.completion.engine import (
     CompletionEngine,
@@ -21,16 +27,33 @@ from hone.agent.completion.engine import (
     CompletionResult,
 )
 from hone.models.backend import Cancelled, CancelToken, ModelBackend, ModelError
+from hone.models.scheduler import Priority, Scheduler, Ticket
 from hone.retrieval.syntax import language_for_path
+from hone.server.documents import DocumentStore, PositionError
 from hone.server.options import Options, apply_settings
 from hone.server.protocol import HoneProtocol
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
+from pygls.uris import from_fs_path, to_fs_path
 
 log = logging.getLogger("hone.server")
 
 VERSION = "0.1.0"
 STATS_REQUEST = "hone/stats"
+DOCUMENT_REQUEST = "hone/document"
+WORKSPACE_REQUEST = "hone/workspace"
+# Files the client watches for us (workspace/didChangeWatchedFiles), registered dynamically.
+WATCHED_FILES = "**/*"
+FILE_EVENT_KINDS = {
+    types.FileChangeType.Created: "created",
+    types.FileChangeType.Changed: "changed",
+    types.FileChangeType.Deleted: "deleted",
+}
+
+# A listener for files saved or changed on disk: called with (uri, kind), kind one of
+# "saved", "created", "changed", "deleted" (see HoneServer.file_listeners).
+FileListener = Callable[[str, str], None]
+T = TypeVar("T")
 
 
 def plain(value: Any) -> Any:
@@ -43,21 +66,93 @@ def plain(value: Any) -> Any:
 
 
 class HoneServer(LanguageServer):
-    """Holds the engine, options and the single model worker."""
+    """Holds the engine, options, the documents and the model scheduler."""
 
     def __init__(self, backend: ModelBackend, engine: CompletionEngine) -> None:
         super().__init__("hone", VERSION, protocol_cls=HoneProtocol)
         self.backend = backend
         self.engine = engine
         self.options = Options()
-        # One model worker: the model is the bottleneck, requests queue behind it and a
-        # superseded one is dropped before it starts.
-        self.model_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="hone-model")
+        # One scheduler owns the model: completions first; background work (index
+        # embeddings, repair candidates: `submit_background`) yields to them between decode
+        # steps. A superseded request waiting for the model is dropped before it starts.
+        self.scheduler = Scheduler(slots=max(1, int(getattr(backend, "max_in_flight", 1))))
         self.inflight: dict[str, CancelToken] = {}
         self.last_request_at: dict[str, float] = {}
         self.recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=256)
         self.load_error: str | None = None
         self.loading: concurrent.futures.Future[None] | None = None
+        # The workspace: its folders from `initialize` (rootUri, then rootPath, as a fallback)
+        # and didChangeWorkspaceFolders.
+        self.workspace_folders: list[types.WorkspaceFolder] = []
+        # Called on the event loop with (uri, kind) for each textDocument/didSave ("saved")
+        # and workspace/didChangeWatchedFiles event ("created", "changed", "deleted"); a
+        # listener must be quick (hand real work to a thread). The recent events are kept in
+        # `file_events` (the `hone/workspace` request shows them).
+        self.file_listeners: list[FileListener] = []
+        self.file_events: collections.deque[dict[str, Any]] = collections.deque(maxlen=256)
+        self.watching_files = False  # the client accepted our didChangeWatchedFiles registration
+
+    @property
+    def documents(self) -> DocumentStore:
+        """hone's copy of the open documents (pygls' workspace documents are not kept)."""
+        return self.protocol.documents  # type: ignore[attr-defined]
+
+    # -- workspace -------------------------------------------------------------------
+    def set_workspace(self, params: types.InitializeParams) -> None:
+        """Keep the workspace folders; without any, the root URI (or root path) as one."""
+        folders = list(params.workspace_folders or [])
+        root = params.root_uri
+        if root is None and params.root_path:
+            root = from_fs_path(params.root_path)
+        if not folders and root:
+            name = root.rstrip("/").rsplit("/", 1)[-1] or root
+            folders = [types.WorkspaceFolder(uri=root, name=name)]
+        self.workspace_folders = folders
+
+    def change_workspace_folders(self, event: types.WorkspaceFoldersChangeEvent) -> None:
+        removed = {f.uri for f in event.removed or []}
+        kept = [f for f in self.workspace_folders if f.uri not in removed]
+        known = {f.uri for f in kept}
+        self.workspace_folders = kept + [f for f in event.added or [] if f.uri not in known]
+
+    def file_event(self, uri: str, kind: str) -> None:
+        """A file was saved or changed on disk: record it and tell the listeners."""
+        self.file_events.append({"uri": uri, "kind": kind, "t": time.time()})
+        for listener in list(self.file_listeners):
+            try:
+                listener(uri, kind)
+            except Exception:  # noqa: BLE001 - one listener's bug must not stop the others
+                log.exception("file listener %r failed on %s %s", listener, kind, uri)
+
+    def watch_files(self) -> None:
+        """Ask the client to watch the workspace's files for us, where it supports dynamic
+        registration (otherwise the notifications, if the client sends them, are handled)."""
+        caps = self.client_capabilities.workspace
+        watched = caps.did_change_watched_files if caps is not None else None
+        if watched is None or not watched.dynamic_registration:
+            return
+        params = types.RegistrationParams(
+            registrations=[
+                types.Registration(
+                    id=f"hone-watched-files-{id(self)}",
+                    method=types.WORKSPACE_DID_CHANGE_WATCHED_FILES,
+                    register_options=types.DidChangeWatchedFilesRegistrationOptions(
+                        watchers=[types.FileSystemWatcher(glob_pattern=WATCHED_FILES)]
+                    ),
+                )
+            ]
+        )
+
+        def registered(future: asyncio.Future) -> None:
+            if future.cancelled() or future.exception() is not None:
+                log.warning("the client refused to watch files for hone: %s", future)
+            else:
+                self.watching_files = True
+
+        asyncio.ensure_future(self.client_register_capability_async(params)).add_done_callback(
+            registered
+        )
 
     # -- helpers ---------------------------------------------------------------------
     def notify_user(
@@ -77,7 +172,7 @@ class HoneServer(LanguageServer):
 
     def start_loading(self) -> None:
         """Load the model in the worker, with `$/progress` in the editor where it supports it
-        (the first start converts the embedded model: ~15 s)."""
+        (the first start converts the embedded model, once)."""
         loop = asyncio.get_event_loop()
         window = self.client_capabilities.window
         begun = None
@@ -107,7 +202,7 @@ class HoneServer(LanguageServer):
                     lambda: asyncio.ensure_future(self._end_progress(begun, token, message))
                 )
 
-        self.loading = self.model_pool.submit(load)
+        self.loading = self.scheduler.submit(load)
 
     async def _begin_progress(self, token: str) -> None:
         await self.work_done_progress.create_async(token)
@@ -130,7 +225,15 @@ class HoneServer(LanguageServer):
         """Stop running generations and drop queued ones (shutdown)."""
         for token in list(self.inflight.values()):
             token.cancel()
-        self.model_pool.shutdown(wait=False, cancel_futures=True)
+        self.scheduler.shutdown()
+
+    def submit_background(
+        self, fn: Callable[..., T], *args: Any
+    ) -> tuple[concurrent.futures.Future[T], Ticket]:
+        """Run ``fn(*args, ticket)`` as background model work (it passes ``ticket`` on to the
+        backend as its cancel token, so it yields to completions between decode steps)."""
+        ticket = self.scheduler.ticket(Priority.BACKGROUND)
+        return self.scheduler.submit(fn, *args, ticket, ticket=ticket), ticket
 
     def record(self, entry: dict[str, Any]) -> None:
         self.recent.append(entry)
@@ -146,36 +249,35 @@ class HoneServer(LanguageServer):
 
     # -- inline completion -------------------------------------------------------------
     def build_request(self, params: types.InlineCompletionParams) -> CompletionRequest:
+        """The engine's request for an LSP one: the position becomes a string offset here, in
+        the negotiated encoding (the store converts it within the cursor's line), and the
+        engine gets a window of the text around it (a few hundred kB at most)."""
         uri = params.text_document.uri
-        doc = self.workspace.text_documents.get(uri)
+        doc = self.documents.get(uri)
         if doc is None:
             raise CompletionRefused(f"unknown document {uri} (not opened with didOpen)")
-        lines = doc.lines  # one pass over the document; pygls builds it on every access
         pos = params.position
-        if pos.line < 0 or pos.character < 0 or pos.line > len(lines):
-            raise CompletionRefused(
-                f"position {pos.line}:{pos.character} is past the end of {uri} ({len(lines)} lines)"
-            )
-        if pos.line == len(lines):
-            if pos.character != 0:
-                raise CompletionRefused(f"position {pos.line}:{pos.character} is past the end")
-            offset = len(doc.source)
-        else:
-            line_text = lines[pos.line].rstrip("\r\n")
-            units = len(line_text.encode("utf-16-le")) // 2
-            if pos.character > units:
-                raise CompletionRefused(
-                    f"position {pos.line}:{pos.character} is past the end of its line "
-                    f"({units} UTF-16 units)"
-                )
-            # pygls' offset_at_position would split the document into lines a second time.
-            column = doc.position_codec.position_from_client_units(lines, pos).character
-            offset = sum(map(len, lines[: pos.line])) + column
-        path = doc.path if uri.startswith("file:") else uri
+        try:
+            offset = doc.offset_at(pos.line, pos.character, strict=True)
+        except PositionError as exc:
+            raise CompletionRefused(f"position {pos.line}:{pos.character} {exc} in {uri}") from None
+        path = (to_fs_path(uri) or uri) if uri.startswith("file:") else uri
         language = language_for_path(path)
         if language == "plaintext" and doc.language_id:
             language = doc.language_id
-        return CompletionRequest(uri, doc.source, offset, path, language)
+        # The model sees the path relative to the workspace folder holding it.
+        root = next(
+            (
+                to_fs_path(f.uri)
+                for f in sorted(self.workspace_folders, key=lambda f: -len(f.uri))
+                if uri.startswith(f.uri.rstrip("/") + "/")
+            ),
+            None,
+        )
+        text, start = doc.window(offset)
+        return CompletionRequest(
+            uri, text, offset - start, path, language, root=root, start=start, length=len(doc)
+        )
 
     async def inline_completion(
         self, params: types.InlineCompletionParams
@@ -197,8 +299,9 @@ class HoneServer(LanguageServer):
         if not self.options.enable:
             entry["outcome"] = "disabled"
             return empty
-        # Supersede: a newer request for this document stops the older one's generation.
-        token = CancelToken()
+        # Supersede: a newer request for this document stops the older one's generation (a
+        # request for another document does too, once it needs the model: below).
+        token = self.scheduler.ticket(Priority.INTERACTIVE)
         if (previous := self.inflight.get(uri)) is not None:
             previous.cancel()
         self.inflight[uri] = token
@@ -206,19 +309,31 @@ class HoneServer(LanguageServer):
         in_burst = (now - self.last_request_at.get(uri, -1e9)) * 1000 < self.options.burst_window_ms
         self.last_request_at[uri] = now
         try:
+            t0 = time.perf_counter()
             try:
                 request = self.build_request(params)
-                entry["offset"] = request.offset
+                entry["offset"] = request.start + request.offset
+                # event-loop time for the document: the position's offset and the text
+                entry["document_ms"] = (time.perf_counter() - t0) * 1000
                 plan = self.engine.plan(request)
             except CompletionRefused as exc:
                 log.warning("inlineCompletion: %s", exc)
                 entry["outcome"] = f"refused: {exc}"
                 return empty
+            finally:
+                # event-loop time to turn the request into a plan (the above, the typed-ahead
+                # cache and the completion policy)
+                entry["prepare_ms"] = (time.perf_counter() - t0) * 1000
             if not plan.needs_model:  # answered here, without waiting for the model worker
                 return self._answer(self.engine.run(plan), entry)
+            # The user types in one place at a time: a request that needs the model
+            # supersedes the one in flight for any other document as well.
+            for other, previous in self.inflight.items():
+                if other != uri:
+                    previous.cancel()
             if self.loading is not None and not self.loading.done():
                 # The first requests wait for the model load (not counted against the
-                # request timeout: converting the embedded model takes ~15 s once).
+                # request timeout: the first start converts the embedded model, once).
                 entry["waited_for_load"] = True
                 await asyncio.shield(asyncio.wrap_future(self.loading))
             if self.load_error is not None:
@@ -231,8 +346,9 @@ class HoneServer(LanguageServer):
             if token.cancelled:
                 entry["outcome"] = "superseded"
                 return empty
-            loop = asyncio.get_running_loop()
-            fut = loop.run_in_executor(self.model_pool, self.engine.run, plan, token)
+            fut = asyncio.wrap_future(
+                self.scheduler.submit(self.engine.run, plan, token, ticket=token)
+            )
             try:
                 result = await asyncio.wait_for(
                     asyncio.shield(fut), self.options.request_timeout_ms / 1000
@@ -248,13 +364,15 @@ class HoneServer(LanguageServer):
             except asyncio.CancelledError:
                 token.cancel()  # $/cancelRequest: stop the generation too
                 entry["outcome"] = "cancelled"
+                # when the worker has stopped, note how (the entry is already in `recent`)
+                fut.add_done_callback(
+                    lambda f: f.cancelled() or record_stop(entry, token, f.exception())
+                )
                 raise
             return self._answer(result, entry)
         except Cancelled as exc:
             entry["outcome"] = "superseded"
-            st = getattr(exc, "stats", None)
-            if st is not None and st.cancel_noticed_at and token.cancelled_at:
-                entry["cancel_to_stop_ms"] = (st.cancel_noticed_at - token.cancelled_at) * 1000
+            record_stop(entry, token, exc)
             return empty
         except ModelError as exc:
             entry["outcome"] = f"model-error: {exc}"
@@ -279,16 +397,55 @@ class HoneServer(LanguageServer):
         )
 
 
+def _param(params: Any, name: str, default: Any = None) -> Any:
+    """A field of a custom request's params (pygls gives them as named tuples)."""
+    if isinstance(params, dict):
+        return params.get(name, default)
+    return getattr(params, name, default)
+
+
+def record_stop(entry: dict[str, Any], token: CancelToken, exc: BaseException | None) -> None:
+    """Into a stats entry: how far a stopped generation got and how soon it stopped."""
+    st = getattr(exc, "stats", None) if isinstance(exc, Cancelled) else None
+    if st is None:
+        return  # it finished first, or never reached a backend
+    if st.cancel_noticed_at and token.cancelled_at:
+        entry["cancel_to_stop_ms"] = (st.cancel_noticed_at - token.cancelled_at) * 1000
+    entry["stats"] = {
+        "prompt_tokens": st.prompt_tokens,
+        "generated_tokens": st.generated_tokens,
+        "stop_reason": st.stop_reason,
+    }
+
+
 def create_server(backend: ModelBackend, engine: CompletionEngine) -> HoneServer:
     server = HoneServer(backend, engine)
 
     @server.feature(types.INITIALIZE)
     def initialize(ls: HoneServer, params: types.InitializeParams) -> None:
+        # The position encoding is chosen by the protocol (server/documents.py).
+        ls.set_workspace(params)
         ls.update_options(params.initialization_options)
 
     @server.feature(types.INITIALIZED)
     def initialized(ls: HoneServer, params: types.InitializedParams) -> None:
+        ls.watch_files()
         ls.start_loading()
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
+    def did_change_workspace_folders(
+        ls: HoneServer, params: types.DidChangeWorkspaceFoldersParams
+    ) -> None:
+        ls.change_workspace_folders(params.event)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_SAVE, types.SaveOptions(include_text=False))
+    def did_save(ls: HoneServer, params: types.DidSaveTextDocumentParams) -> None:
+        ls.file_event(params.text_document.uri, "saved")
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+    def did_change_watched_files(ls: HoneServer, params: types.DidChangeWatchedFilesParams) -> None:
+        for change in params.changes:
+            ls.file_event(change.uri, FILE_EVENT_KINDS.get(change.type, "changed"))
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     def did_change_configuration(
@@ -304,6 +461,43 @@ def create_server(backend: ModelBackend, engine: CompletionEngine) -> HoneServer
     def did_close(ls: HoneServer, params: types.DidCloseTextDocumentParams) -> None:
         ls.engine.cache.forget(params.text_document.uri)
 
+    @server.feature(DOCUMENT_REQUEST)
+    def document(ls: HoneServer, params: Any) -> dict[str, Any] | None:
+        """The server's copy of one document: `{"uri": URI, "text": true}` -> uri, version,
+        languageId, lines, length (characters), and the text unless `"text": false`; null
+        when the document is not open."""
+        uri = _param(params, "uri")
+        doc = ls.documents.get(uri) if isinstance(uri, str) else None
+        if doc is None:
+            return None
+        answer: dict[str, Any] = {
+            "uri": doc.uri,
+            "version": doc.version,
+            "languageId": doc.language_id,
+            "lines": doc.line_count,
+            "length": len(doc),
+        }
+        if _param(params, "text", True):
+            answer["text"] = doc.text
+        return answer
+
+    @server.feature(WORKSPACE_REQUEST)
+    def workspace(ls: HoneServer, params: Any) -> dict[str, Any]:
+        """What the server knows of the workspace: the negotiated position encoding, folders,
+        open documents, recent file events, recent per-change timings (server time per
+        didChange)."""
+        return {
+            "positionEncoding": ls.documents.encoding,
+            "workspaceFolders": [{"uri": f.uri, "name": f.name} for f in ls.workspace_folders],
+            "watchingFiles": ls.watching_files,
+            "documents": [
+                {"uri": d.uri, "version": d.version, "lines": d.line_count, "length": len(d)}
+                for d in ls.documents
+            ],
+            "fileEvents": list(ls.file_events),
+            "changes": list(ls.documents.changes),
+        }
+
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(
         ls: HoneServer, params: types.InlineCompletionParams
@@ -315,7 +509,10 @@ def create_server(backend: ModelBackend, engine: CompletionEngine) -> HoneServer
         return {
             "generations_started": ls.engine.generations_started,
             "model": ls.backend.name,
+            # what the server actually runs on: model, device, weight format (dtype), ...
+            "backend": ls.backend.describe(),
             "load_error": ls.load_error,
+            "scheduler": ls.scheduler.snapshot(),
             "recent": list(ls.recent),
         }
 

@@ -3,11 +3,18 @@
 Options arrive as camelCase keys in ``initializationOptions`` and in
 ``workspace/didChangeConfiguration`` (either flat or under a ``hone`` section).
 Unknown keys and bad values are reported back as messages; defaults are kept.
+
+This is the one definition: the README's configuration table is generated from it
+(``python -m hone.server.options --markdown``), and the VS Code extension's settings mirror
+it; ``tests/server/test_options.py`` checks both.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import json
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,3 +106,42 @@ def describe() -> list[tuple[str, Any, str]]:
     return [
         (_camel(f.name), f.default, f.metadata.get("doc", "")) for f in dataclasses.fields(Options)
     ]
+
+
+def _number(value: float) -> str:
+    return str(value) if isinstance(value, int) else f"{value:g}"
+
+
+def markdown_table() -> str:
+    """The table in README.md's "## Configuration" section: every option, its default, its
+    valid range and its documentation, in definition order."""
+    aliases = {field: alias for alias, field in ALIASES.items()}
+    rows = ["| option | default | range | meaning |", "|---|---|---|---|"]
+    for f in dataclasses.fields(Options):
+        name = f"`{_camel(f.name)}`"
+        if f.name in aliases:
+            name += f" (alias `{aliases[f.name]}`)"
+        lo, hi = f.metadata.get("range", (None, None))
+        valid = f"{_number(lo)} to {_number(hi)}" if lo is not None else ""
+        rows.append(f"| {name} | `{json.dumps(f.default)}` | {valid} | {f.metadata['doc']} |")
+    return "\n".join(rows) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m hone.server.options", description="hone's options, from their definition."
+    )
+    parser.add_argument(
+        "--markdown", action="store_true", help="print the README's configuration table"
+    )
+    args = parser.parse_args(argv)
+    if args.markdown:
+        sys.stdout.write(markdown_table())
+    else:
+        for name, default, doc in describe():
+            print(f"{name} = {json.dumps(default)}: {doc}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

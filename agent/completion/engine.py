@@ -15,8 +15,15 @@ from hone.agent.completion.cache import TypedAheadCache
 from hone.agent.completion.options import CompletionOptions
 from hone.agent.completion.policy import Decision, Mode, decide
 from hone.agent.completion.postprocess import is_complete, postprocess
-from hone.agent.completion.prompting import Prompt, build_prompt
-from hone.models.backend import Cancelled, CancelToken, GenerationRequest, ModelBackend
+from hone.agent.completion.prompting import Prompt, build_prompt, workspace_path
+from hone.models.backend import (
+    Cancelled,
+    CancelToken,
+    GenerationRequest,
+    ModelBackend,
+    Snippet,
+    token_counter,
+)
 from hone.models.prompts import PromptTemplate, template_for_backend
 
 log = logging.getLogger(__name__)
@@ -29,10 +36,21 @@ class CompletionRefused(Exception):  # noqa: N818 - control flow carrying a reas
 @dataclass
 class CompletionRequest:
     key: str  # document identity (URI or path); a newer request for it supersedes older ones
-    text: str
+    text: str  # the document, or a window of it around the cursor (see ``start``)
     offset: int  # index into ``text`` (Python str)
     path: str | None = None
     language: str = "plaintext"
+    # Context from other files, best first (the engine keeps what fits retrievalTokens).
+    snippets: tuple[Snippet, ...] = ()
+    # The workspace folder: the model sees ``path`` relative to it, never absolute.
+    root: str | None = None
+    # Where ``text`` starts in the document, and the document's length (None: ``text``
+    # runs to its end). A window keeps per-request work independent of the document's size;
+    # it must hold what the policy and the prompt read (the server passes >= 256 kB before
+    # the cursor). The typed-ahead cache compares windows: a suggestion stays valid while
+    # the text it was made from is unchanged.
+    start: int = 0
+    length: int | None = None
 
 
 @dataclass
@@ -68,22 +86,18 @@ def _ms(t0: float) -> float:
 
 
 class CompletionEngine:
-    def __init__(
-        self,
-        backend: ModelBackend,
-        template: PromptTemplate | None = None,
-        options: CompletionOptions | None = None,
-    ) -> None:
+    def __init__(self, backend: ModelBackend, options: CompletionOptions | None = None) -> None:
         self.backend = backend
-        self._template = template
+        self._template: PromptTemplate | None = None
         self.options = options or CompletionOptions()
         self.cache = TypedAheadCache()
         self.generations_started = 0
 
     @property
     def template(self) -> PromptTemplate:
-        """The prompt family; detecting it may load the model, so it is resolved on first
-        use (in the model worker), not at construction."""
+        """The backend's prompt family, for budgeting: the backend renders with it (and
+        adds its stop strings); the engine counts its overhead. Detecting it may load the
+        model, so it is resolved on first use (in the model worker), not at construction."""
         if self._template is None:
             self._template = template_for_backend(self.backend)
         return self._template
@@ -92,9 +106,10 @@ class CompletionEngine:
     def plan(self, req: CompletionRequest) -> Plan:
         t0 = time.perf_counter()
         text = req.text
-        if len(text) > self.options.max_document_chars:
+        length = req.start + len(text) if req.length is None else req.length
+        if length > self.options.max_document_chars:
             raise CompletionRefused(
-                f"document has {len(text):,} characters, over maxDocumentChars "
+                f"document has {length:,} characters, over maxDocumentChars "
                 f"({self.options.max_document_chars:,})"
             )
         if not 0 <= req.offset <= len(text):
@@ -145,9 +160,16 @@ class CompletionEngine:
         mode, language = decision.mode, req.language
         prefix, suffix = plan.prefix, plan.suffix
 
+        max_lines = self.options.max_lines
+
         def should_stop(generated: str) -> bool:
             return is_complete(
-                generated, prefix=prefix, suffix=suffix, mode=mode, language=language
+                generated,
+                prefix=prefix,
+                suffix=suffix,
+                mode=mode,
+                language=language,
+                max_lines=max_lines,
             )
 
         max_new = (
@@ -156,25 +178,24 @@ class CompletionEngine:
             else self.options.max_new_tokens_single
         )
         gen = GenerationRequest(
-            prompt=prompt.text,
+            infill=prompt.infill,
             max_new_tokens=max_new,
-            stop=list(self.template.stop),
             should_stop=should_stop,
+            session=req.key,  # each document keeps its own KV cache in the backend
         )
         if cancel is not None and cancel.cancelled:
             raise Cancelled("superseded before the model started")
         self.generations_started += 1
         t1 = time.perf_counter()
-        try:
-            raw = "".join(self.backend.generate(gen, cancel))
-        except Cancelled as exc:
-            exc.stats = self.backend.last_stats  # type: ignore[attr-defined]
-            raise
+        generation = self.backend.generate(gen, cancel)
+        raw = "".join(generation)  # a Cancelled raised here carries the generation's stats
         timings["model_ms"] = _ms(t1)
-        stats = self.backend.last_stats
+        stats = generation.stats
 
         t2 = time.perf_counter()
-        body = postprocess(raw, prefix=prefix, suffix=suffix, mode=mode, language=language)
+        body = postprocess(
+            raw, prefix=prefix, suffix=suffix, mode=mode, language=language, max_lines=max_lines
+        )
         timings["post_ms"] = _ms(t2)
         items: list[str] = []
         if body.strip():
@@ -189,6 +210,8 @@ class CompletionEngine:
             timings,
             {
                 "prompt_tokens": stats.prompt_tokens,
+                "snippets": len(prompt.snippets),
+                "snippet_tokens": prompt.snippet_tokens,
                 "reused_tokens": stats.reused_tokens,
                 "generated_tokens": stats.generated_tokens,
                 "draft_tokens": stats.draft_tokens,
@@ -201,14 +224,20 @@ class CompletionEngine:
         )
 
     def prompt_for(self, plan: Plan) -> Prompt:
+        """Prefix, suffix and snippets trimmed to ``contextTokens`` (snippets to
+        ``retrievalTokens`` of it), counted with the backend's tokenizer or estimated."""
+        req = plan.request
         return build_prompt(
             self.template,
             plan.prefix,
             plan.suffix,
-            plan.request.path,
+            workspace_path(req.path, req.root),
             self.options.context_tokens,
-            self.backend.count_tokens,
+            token_counter(self.backend),
             self.options.suffix_share,
+            language=req.language,
+            snippets=req.snippets,
+            snippet_budget=self.options.retrieval_tokens,
         )
 
     def complete(

@@ -35,7 +35,8 @@ class CompletionOptions:
     )
     retrieval_tokens: int = option(
         256,
-        "Share of contextTokens given to context snippets from the repository (0 turns them off).",
+        "Tokens of the contextTokens budget set aside for context snippets from the "
+        "repository (0 turns them off).",
         (0, 16384),
     )
     suffix_share: float = option(

@@ -9,7 +9,9 @@ steps, in order:
 
 1. cut at the first template/control token (``<|endoftext|>``, ``<fim_middle>``,
    ``<｜fim▁end｜>``, ``<EOT>``, ...); normalise line endings to ``\\n``;
-2. shape: SINGLE keeps the first line ("" when it is blank); MULTI keeps lines up
+2. shape: on a cursor line holding only indentation, whitespace the first line adds
+   to it is dropped (later lines move left with it: :func:`_strip_extra_indent`).
+   SINGLE keeps the first line ("" when it is blank); MULTI keeps lines up
    to the end of the block the cursor is in: the first line (after the first) that
    starts outside brackets and strings at an indentation at or under the block's
    base ends it (comment lines there only end it if code follows them). For brace
@@ -21,10 +23,16 @@ steps, in order:
    the suffix, are cut; completion lines that reappear as the next line(s) of the
    suffix are cut with everything after them;
 4. repeats: give nothing when the first line repeats the last line of the prefix;
-   cut a degenerate loop: a non-trivial line identical to the one before it, or
+   cut a degenerate loop: a line that loops inside itself (``return True, False,
+   False, False, ...``, ``t.type_value_value_value``: :func:`_degenerate`, also
+   while it is being written), a non-trivial line identical to the one before it, or
    the start of four lines in a row repeating four earlier lines (one repeated line
    alone is too common in real code to cut at: see :func:`_repeat_cut`);
-5. trailing whitespace is trimmed from every line, trailing blank lines dropped,
+5. the line cap (``max_lines``, MULTI): longer suggestions are cut at a line end,
+   preferably at the end of a statement that is not a block header
+   (:func:`_line_cap`); a suggestion cut short by 4 or 5 does not end with a block
+   header left without its body;
+6. trailing whitespace is trimmed from every line, trailing blank lines dropped,
    and a whitespace-only result becomes "".
 
 Lines are *trivial* (never treated as repeats) when they are short, have no
@@ -37,6 +45,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections import Counter
 from dataclasses import dataclass
 
 from hone.agent.completion.policy import Mode
@@ -66,8 +75,19 @@ _STATEMENT_LINES = 30  # prefix lines whose open brackets the completion may clo
 _RUN = 4  # repeated lines in a row that make a loop
 
 
-def postprocess(completion: str, *, prefix: str, suffix: str, mode: Mode, language: str) -> str:
-    """The text to insert at the cursor for raw model output ``completion`` ("" for none)."""
+def postprocess(
+    completion: str,
+    *,
+    prefix: str,
+    suffix: str,
+    mode: Mode,
+    language: str,
+    max_lines: int | None = None,
+) -> str:
+    """The text to insert at the cursor for raw model output ``completion`` ("" for none).
+
+    ``max_lines`` caps a MULTI suggestion's lines (None: no cap; see :func:`_line_cap`).
+    """
     try:
         mode = Mode(mode)
         if not isinstance(completion, str) or not completion or mode is Mode.NONE:
@@ -77,13 +97,21 @@ def postprocess(completion: str, *, prefix: str, suffix: str, mode: Mode, langua
         if mode is Mode.SINGLE:
             text = _single(text, ctx)
         else:
-            text = _multi(text, ctx)
+            text = _multi(text, ctx, _cap(max_lines))
         return _finish(text)
     except Exception:  # a bug here must not surface in the editor
         return ""
 
 
-def is_complete(generated: str, *, prefix: str, suffix: str, mode: Mode, language: str) -> bool:
+def is_complete(
+    generated: str,
+    *,
+    prefix: str,
+    suffix: str,
+    mode: Mode,
+    language: str,
+    max_lines: int | None = None,
+) -> bool:
     """True once more generated text could not change what :func:`postprocess` keeps."""
     try:
         mode = Mode(mode)
@@ -92,14 +120,20 @@ def is_complete(generated: str, *, prefix: str, suffix: str, mode: Mode, languag
         if "<" in generated and CONTROL_TOKEN.search(generated):
             return True
         text = _normalise(generated)
-        if mode is Mode.SINGLE:
-            return "\n" in text
-        if "\n" not in text:
-            return False
         ctx = _context(*_clip(prefix, suffix), language if isinstance(language, str) else "")
-        return _multi_complete(text, ctx)
+        if mode is Mode.SINGLE:
+            return "\n" in text or _degenerate(ctx.before + text, partial=True)
+        if "\n" not in text:
+            return _degenerate(ctx.before + text, partial=True)
+        return _multi_complete(text, ctx, _cap(max_lines))
     except Exception:
         return True
+
+
+def _cap(max_lines: object) -> int | None:
+    if isinstance(max_lines, bool) or not isinstance(max_lines, int):
+        return None
+    return max(1, max_lines)
 
 
 # --------------------------------------------------------------------------------------
@@ -242,8 +276,8 @@ def _block_base(ctx: _Context, first_indent: str) -> int | None:
 
 
 def _single(text: str, ctx: _Context) -> str:
-    line = text.split("\n", 1)[0].rstrip()
-    if not line.strip():
+    line = _strip_extra_indent([text.split("\n", 1)[0].rstrip()], ctx)[0]
+    if not line.strip() or _degenerate(ctx.before + line, partial="\n" not in text):
         return ""
     line = _trim_overlap(line, ctx)
     line = _trim_excess_closers(line, ctx)
@@ -322,14 +356,14 @@ def _trim_excess_closers(line: str, ctx: _Context) -> str:
 
 def _prepare(text: str, ctx: _Context) -> tuple[list[str], int | None, list[bool]]:
     """Lines of a MULTI completion, the block base width, and continuation-line flags."""
-    lines = _drop_leading_blank_lines(text.split("\n"), ctx)
+    lines = _strip_extra_indent(_drop_leading_blank_lines(text.split("\n"), ctx), ctx)
     first_indent = next((_lead(line) for line in lines if line.strip()), "")
     base = _block_base(ctx, first_indent if not ctx.before.strip() else "")
     continuation = scan_text("\n".join(lines), ctx.language).continuation
     return lines, base, continuation
 
 
-def _multi(text: str, ctx: _Context) -> str:
+def _multi(text: str, ctx: _Context, max_lines: int | None = None) -> str:
     lines, base, continuation = _prepare(text, ctx)
     kept = [lines[0]]
     for i in range(1, len(lines)):
@@ -345,15 +379,20 @@ def _multi(text: str, ctx: _Context) -> str:
         kept.pop()  # trailing blank lines, and a comment at the base: it belongs to what follows
 
     kept = kept[: _suffix_cut(kept, ctx, final=True)]
-    kept = kept[: _repeat_cut(kept, ctx)]
+    whole = len(kept)
+    kept = kept[: _repeat_cut(kept, ctx, partial_last=len(kept) == len(lines))]
+    kept = kept[: _line_cap(kept, continuation, ctx, max_lines)]
+    while len(kept) < whole and kept and (not kept[-1].strip() or _opens_block(kept[-1], ctx)):
+        kept.pop()  # cut short: no block header left without its body
     if kept and ctx.rest.strip():
         head = "\n".join(kept[:-1]) + ("\n" if len(kept) > 1 else "")
         kept[-1] = _trim_overlap(kept[-1].rstrip(), ctx, head)
     return "\n".join(kept)
 
 
-def _multi_complete(text: str, ctx: _Context) -> bool:
-    """Mirror of :func:`_multi`: True once one of its cuts is decided by finished lines."""
+def _multi_complete(text: str, ctx: _Context, max_lines: int | None = None) -> bool:
+    """Mirror of :func:`_multi`: True once one of its cuts is decided by finished lines
+    (or by the unfinished last line, for a repetition loop inside it)."""
     lines, base, continuation = _prepare(text, ctx)
     last = len(lines) - 1
     for i in range(1, len(lines)):
@@ -361,7 +400,12 @@ def _multi_complete(text: str, ctx: _Context) -> bool:
             # a bare `}` line may still be kept: wait until it is finished
             return i < last or not _keeps_closer_line(lines[i], ctx)
     finished = lines[:last]
-    return _suffix_cut(finished, ctx, final=False) < last or _repeat_cut(finished, ctx) < last
+    if _suffix_cut(finished, ctx, final=False) < last or _repeat_cut(finished, ctx) < last:
+        return True
+    if _degenerate(ctx.before + lines[0] if last == 0 else lines[last], partial=True):
+        return True
+    # the cap is decided once a non-blank line past it is finished
+    return max_lines is not None and _counted(finished) > max_lines and bool(finished[-1].strip())
 
 
 def _is_comment(line: str, ctx: _Context) -> bool:
@@ -394,6 +438,68 @@ def _drop_leading_blank_lines(lines: list[str], ctx: _Context) -> list[str]:
     return lines
 
 
+def _strip_extra_indent(lines: list[str], ctx: _Context) -> list[str]:
+    """On a cursor line that holds only indentation, the suggestion's first line must not
+    add more: the user (or the engine's lead) has put the cursor where the code starts.
+
+    A backend that heals the prompt's last tokens may let the model re-write that
+    indentation with a longer whitespace token (``"\\n       "`` then 15 spaces for
+    8), so the first line arrives deeper than the cursor. That whitespace is dropped,
+    and later lines at least as deep as the first one move left with it.
+    """
+    if not lines or not ctx.before or ctx.before.strip():
+        return lines
+    first = lines[0]
+    extra = _lead(first)
+    if not extra or not first.strip():
+        return lines
+    model_width = indent_width(ctx.before + extra)
+    out = [first[len(extra) :]]
+    for line in lines[1:]:
+        lead = _lead(line)
+        if line.strip() and indent_width(lead) >= model_width and len(lead) >= len(extra):
+            line = _dedent(line, indent_width(ctx.before + extra) - indent_width(ctx.before))
+        out.append(line)
+    return out
+
+
+def _dedent(line: str, width: int) -> str:
+    """``line`` with ``width`` columns of its indentation removed."""
+    lead = _lead(line)
+    return " " * (indent_width(lead) - width) + line[len(lead) :] if "\t" in lead else line[width:]
+
+
+def _counted(lines: list[str]) -> int:
+    """Lines a suggestion shows: a blank first line is the rest of the cursor line."""
+    return len(lines) - (1 if lines and not lines[0].strip() else 0)
+
+
+def _line_cap(
+    lines: list[str], continuation: list[bool], ctx: _Context, max_lines: int | None
+) -> int:
+    """How many of ``lines`` to keep under the line cap (``len(lines)`` if within it).
+
+    Cut at a line end, preferably one that ends a statement and does not leave a
+    block header (``if x:``, ``{``) without its body; failing that, at the cap.
+    """
+    if max_lines is None or _counted(lines) <= max_lines:
+        return len(lines)
+    skip = len(lines) - _counted(lines)
+    cap = max_lines + skip
+    for end in range(cap, skip, -1):
+        if end - 1 < len(continuation) and continuation[end - 1]:
+            continue  # lines[end] goes on with lines[end - 1]'s statement
+        if _opens_block(lines[end - 1], ctx):
+            continue
+        return end
+    return cap
+
+
+def _opens_block(line: str, ctx: _Context) -> bool:
+    block_open = spec_for(ctx.language).block_open
+    return bool(block_open) and _code_of(line, ctx.language).endswith(block_open)
+
+
 def _keeps_closer_line(line: str, ctx: _Context) -> bool:
     """A bare ``}`` line at the block base is kept if the suffix does not close the block."""
     if ctx.offside:
@@ -423,14 +529,15 @@ def _suffix_cut(lines: list[str], ctx: _Context, *, final: bool) -> int:
     return len(lines)
 
 
-def _repeat_cut(lines: list[str], ctx: _Context) -> int:
+def _repeat_cut(lines: list[str], ctx: _Context, *, partial_last: bool = False) -> int:
     """Index where repetition starts (len if none).
 
-    The first content line repeating the last prefix line cuts everything. Otherwise
-    a degenerate loop is a non-trivial line identical to the line before it, or the
-    start of a run of four lines repeating four earlier lines. (A single repeated
-    line is common in real code: ~8% of stdlib functions have one; a repeated
-    four-line run ~0.5%.)
+    The first content line repeating the last prefix line cuts everything. A line
+    that loops inside itself (:func:`_degenerate`) is cut with all that follows
+    (``partial_last``: the last line may be unfinished). Otherwise a degenerate loop
+    is a non-trivial line identical to the line before it, or the start of a run of
+    four lines repeating four earlier lines. (A single repeated line is common in
+    real code; a repeated four-line run is rare.)
     """
     content = [
         (i, (ctx.before + line if i == 0 else line).rstrip())
@@ -443,6 +550,10 @@ def _repeat_cut(lines: list[str], ctx: _Context) -> int:
     reference = ctx.last_prefix_line if first > 0 else _line_above(ctx)
     if not _trivial(full) and full.strip() == reference.strip():
         return first
+    last = len(lines) - 1
+    for i, key in content:
+        if _degenerate(key, partial=partial_last and i == last):
+            return i
     keys = [key for _, key in content]
     earlier: dict[str, list[int]] = {}
     for p, key in enumerate(keys):
@@ -454,6 +565,75 @@ def _repeat_cut(lines: list[str], ctx: _Context) -> int:
                     return content[p][0]
         earlier.setdefault(key, []).append(p)
     return len(lines)
+
+
+# Lexical tokens for repetition inside a line: escapes, words, numbers, other characters.
+_LEXEME = re.compile(r"\\(?:[xuU][0-9a-fA-F]*|N\{[^}]*\}?|.?)|[^\W\d]\w*|\d[\w.]*|\S")
+_DIGITS = re.compile(r"\d+")
+# a piece of 3 to 30 characters repeated 4 times in a word: value_value_value_value
+_SUBWORD_LOOP = re.compile(r"(\w{3,30}?)\1{3,}")
+_MAX_PERIOD = 16  # tokens in a repeated unit
+_SHORT_UNIT_COPIES = 6  # copies in a row of a unit of up to 5 tokens
+_LONG_UNIT_COPIES = 5  # ... of a unit of 6 tokens or more
+_CONSTANT_UNIT_COPIES = 9  # ... of a unit whose only words are constants (False, None)
+_CONSTANTS = frozenset({"True", "False", "None", "true", "false", "null", "nil", "undefined"})
+
+
+def _degenerate(line: str, *, partial: bool = False) -> bool:
+    """Whether ``line`` loops inside itself: a unit of tokens that holds a word,
+    repeated back to back (numbers masked, so ``s[0] or s[1] or`` counts), 6 times for
+    units of up to 5 tokens (``x.y, x.y, ...``), 5 times for longer ones, 9 times when
+    its only words are constants (``False, False, ...``: tables of flags have 6 or 8);
+    or a word made of one piece repeated 4 times (``type_value_value_value_value``,
+    ``type_of_self_type_of_self_...``).
+
+    Units without a word (``0, 0, 0``, ``\\x00\\x00``, ``-----``) never count. On the
+    standard library's code outside tests no line reaches these counts; the most are
+    5 copies of a short unit (hashlib's ``sha1(), sha224(), sha256(), ...``) and 4 of
+    a longer one (``t11=None, t12=None, ...``) (``tests/unit/test_postprocess.py``).
+    ``partial``: the line is still being written, so its last word may grow and is
+    left out (the answer then never changes from True to False as the line grows).
+    """
+    line = line.rstrip()
+    if len(line) < 12:
+        return False
+    return _degenerate_cached(line, partial)
+
+
+@functools.lru_cache(maxsize=4096)
+def _degenerate_cached(line: str, partial: bool) -> bool:
+    tokens = _LEXEME.findall(line)
+    words = [t for t in tokens if t[:1].isalpha() or t[:1] == "_"]
+    if any(_subword_loop(w) for w in words if len(w) >= 12):
+        return True  # (a loop inside the word being written only grows)
+    if partial and tokens and (tokens[-1][:1].isalnum() or tokens[-1][:1] == "_"):
+        tokens.pop()
+    counts = Counter(_DIGITS.sub("0", w) for w in words)
+    if not counts or max(counts.values()) < _LONG_UNIT_COPIES:
+        return False  # a repeated unit holds a word that appears as often as the unit
+    keys = [_DIGITS.sub("0", t) for t in tokens]
+    # 1: a word; 2: a constant (True, None, ...) that tables of literals repeat
+    kind = [(2 if t in _CONSTANTS else 1) if t[:1].isalpha() or t[:1] == "_" else 0 for t in tokens]
+    n = len(keys)
+    for period in range(1, min(_MAX_PERIOD, n // _LONG_UNIT_COPIES) + 1):
+        need = (_SHORT_UNIT_COPIES if period <= 5 else _LONG_UNIT_COPIES) - 1
+        run = 0
+        for j in range(period, n):
+            if keys[j] != keys[j - period]:
+                run = 0
+            elif (run := run + 1) >= need * period:
+                unit = kind[j - period + 1 : j + 1]
+                if 1 in unit or (2 in unit and run >= (_CONSTANT_UNIT_COPIES - 1) * period):
+                    return True
+    return False
+
+
+def _subword_loop(word: str) -> bool:
+    for match in _SUBWORD_LOOP.finditer(word):
+        unit = match.group(1)  # letters, and not one letter over and over (`FFFFFFFF`)
+        if any(ch.isalpha() for ch in unit) and len(set(unit) - {"_"}) >= 2:
+            return True
+    return False
 
 
 def _line_above(ctx: _Context) -> str:

@@ -23,6 +23,14 @@ async def test_capabilities_advertise_inline_completion_and_incremental_sync(scr
         assert client.init_result.server_info.name == "hone"
 
 
+async def test_stats_report_the_backend_the_server_runs_on(script):
+    spec = script("return a + b\n")
+    async with lsp_session(spec) as client:
+        backend = (await stats(client))["backend"]
+        assert backend["model"] == spec, backend
+        assert (backend["device"], backend["dtype"]) == ("none", "none"), backend
+
+
 async def test_completion_then_incremental_edit_and_typed_ahead(script):
     async with lsp_session(script("return a + b\n")) as client:
         open_doc(client, URI, ADD)
@@ -147,6 +155,10 @@ async def test_newer_request_supersedes_older(script):
         assert (await second)[0].startswith("return a + b")
         recent = (await stats(client))["recent"]
         assert [r["outcome"] for r in recent] == ["superseded", "multi"]
+        # The superseded generation was stopped mid-way, not left to run to its cap.
+        assert "cancel_to_stop_ms" in recent[0], recent[0]
+        assert recent[0]["stats"]["stop_reason"] == "cancelled", recent[0]
+        assert 0 < recent[0]["stats"]["generated_tokens"] < 96, recent[0]
 
 
 async def test_cancel_request_stops_generation(script):
@@ -167,9 +179,19 @@ async def test_cancel_request_stops_generation(script):
         client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=4242))
         with pytest.raises(Exception, match="cancel"):
             await asyncio.wait_for(asyncio.wrap_future(fut), 10)
-        recent = (await stats(client))["recent"]
-        assert recent[-1]["outcome"] == "cancelled"
-        assert recent[-1]["server_ms"] < 1500  # stopped well before the 100-step script ends
+        rec = (await stats(client))["recent"][-1]
+        assert rec["outcome"] == "cancelled", rec
+        # The generation itself stopped, not only the reply: once the model worker is done
+        # with it, the entry says how far it got (uncancelled, the script runs to its
+        # 96-token cap). A deadline, not a timing: the worker stops asynchronously.
+        for _ in range(200):
+            if "stats" in rec:
+                break
+            await asyncio.sleep(0.05)
+            rec = (await stats(client))["recent"][-1]
+        assert rec["stats"]["stop_reason"] == "cancelled", rec
+        assert 0 < rec["stats"]["generated_tokens"] < 96, rec
+        assert "cancel_to_stop_ms" in rec, rec
 
 
 async def test_model_that_fails_to_load_is_reported_once_and_server_keeps_serving(script):
@@ -207,7 +229,7 @@ async def test_first_request_waits_for_a_slow_model_load_without_timing_out(scri
         open_doc(client, URI, ADD)
         assert await inline(client, URI, end_position(ADD)) == ["return a + b"]
         rec = (await stats(client))["recent"][-1]
-        assert rec["waited_for_load"] and rec["server_ms"] > 1000
+        assert rec["waited_for_load"] and rec["outcome"] == "multi", rec
         assert not any("no answer" in m.message for m in client.messages)
 
 
@@ -235,6 +257,8 @@ async def test_no_completion_answer_does_not_wait_behind_a_running_generation(sc
         await asyncio.sleep(0.3)  # the generation is running in the model worker
         assert await inline(client, other, types.Position(line=0, character=8)) == []
         rec = (await stats(client))["recent"][-1]
-        assert rec["outcome"] == "none" and rec["server_ms"] < 1000, rec
+        assert rec["outcome"] == "none", rec
+        # Answered while the generation still runs: had it queued behind the model worker,
+        # the busy request would have been answered first.
         assert not busy.done()
-        await busy
+        assert (await busy)[0].startswith("return a + b")

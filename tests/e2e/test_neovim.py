@@ -121,6 +121,7 @@ def run_nvim(
     attach_timeout_ms: int = 20_000,
     ghost_timeout_ms: int = 20_000,
     max_retriggers: int = 0,
+    position_encodings: list[str] | None = None,
 ) -> NvimRun:
     """Open `source` as a Python file in headless Neovim and run driver.lua on it."""
     project = tmp_path / "project"
@@ -156,6 +157,7 @@ def run_nvim(
         HONE_NVIM_SETUP=json.dumps(setup),
         HONE_NVIM_SCENARIO=json.dumps(scenario),
         HONE_NVIM_RESULT=str(result_path),
+        HONE_NVIM_POSITION_ENCODINGS=json.dumps(position_encodings) if position_encodings else "",
     )
     for key, value in (env_overrides or {}).items():
         if value is None:
@@ -260,6 +262,40 @@ def test_ghost_text_shown_and_accepted_scripted(nvim: str, tmp_path: Path, scrip
 
     # The options the client sent were all understood.
     assert r["messages"] == [], run.report()
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(
+    ("offered", "negotiated"),
+    [(None, "utf-32"), (["utf-8"], "utf-8"), (["utf-16"], "utf-16")],
+    ids=["neovim-default", "utf-8", "utf-16"],
+)
+def test_ghost_text_at_the_end_of_a_non_ascii_line(
+    nvim: str, tmp_path: Path, offered: list[str] | None, negotiated: str
+):
+    # Neovim columns are bytes; the server must read positions in the negotiated encoding
+    # (a UTF-16 reading of a UTF-8 column at this line's end would be past the end).
+    line = "name = 'naïve 😀'; x = "
+    script = {"responses": [{"match": "'naïve 😀'; x = ", "text": "len(name)\n"}]}
+    path = tmp_path / "scripted.json"
+    path.write_text(json.dumps({**script, "default": "WRONG", "step_ms": 5}))
+    run = run_nvim(
+        nvim,
+        tmp_path,
+        source=f"{line}\nprint(x)\n",
+        line=1,
+        server_args=["--model", f"scripted:{path}"],
+        init_options=INIT_OPTIONS,
+        position_encodings=offered,
+    )
+    r = run.result
+    assert r["ok"], r.get("error", "") + "\n" + run.report()
+    assert r["offset_encoding"] == negotiated, run.report()
+    ghost = r["ghost"]
+    assert ghost["text"] == "len(name)", run.report()
+    assert (ghost["row"], ghost["col"]) == (0, len(line.encode())), run.report()
+    assert r["after"] == [line + "len(name)", "print(x)"], run.report()
+    assert r["cursor_after"] == [1, len((line + "len(name)").encode())], run.report()
 
 
 @pytest.mark.model

@@ -14,7 +14,7 @@ os.environ.setdefault("HONE_CACHE_DIR", str(REPO / ".hone-cache"))
 
 @pytest.fixture(scope="session")
 def embedded():
-    """The embedded model (CPU default: int8 weights; 2 threads), converted on first use."""
+    """The embedded model (CPU default: bf16 weights; 2 threads), converted on first use."""
     from hone.models.registry import embedded_backend
 
     backend = embedded_backend(threads=2)

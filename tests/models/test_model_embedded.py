@@ -1,4 +1,4 @@
-"""The real embedded model (SmolLM2-135M; int8 weights on CPU) through TransformersBackend."""
+"""The real embedded model (SmolLM2-135M; bf16 weights on CPU) through TransformersBackend."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from hone.models import embedded as embedded_mod
 from hone.models.backend import (
     Cancelled,
     CancelToken,
+    Generation,
     GenerationRequest,
     ModelBackend,
     ModelError,
@@ -51,8 +52,15 @@ def request(prompt: str, **kw: object) -> GenerationRequest:
 
 
 def fresh(backend: TransformersBackend, req: GenerationRequest) -> str:
+    return fresh_run(backend, req).samples[0].text
+
+
+def fresh_run(backend: TransformersBackend, req: GenerationRequest) -> Generation:
+    """Generate from an empty KV cache; the generation (its text and stats) is spent."""
     backend.reset_cache()
-    return "".join(backend.generate(req))
+    generation = backend.generate(req)
+    generation.texts()
+    return generation
 
 
 def test_conversion_is_cached_and_reused(embedded: TransformersBackend):
@@ -106,7 +114,7 @@ def test_two_processes_converting_at_once_share_one_conversion(tmp_path: Path):
 def test_describe_and_template(embedded: TransformersBackend):
     assert isinstance(embedded, ModelBackend)
     facts = embedded.describe()
-    assert facts["dtype"] == "int8"  # the CPU default: int8 weights, fp32 activations
+    assert facts["dtype"] == "bfloat16"  # the CPU default (eval-weights.json: int8 loses quality)
     assert facts["device"] == "cpu"
     assert facts["parameters"] == "134.5M"
     assert {"torch", "transformers", "path"} <= set(facts)
@@ -123,8 +131,8 @@ def test_count_tokens_is_fast(embedded: TransformersBackend):
 
 
 def test_greedy_completion_of_real_code(embedded: TransformersBackend):
-    out = fresh(embedded, request(SNIPPET + "    with open(path, ", max_new_tokens=32))
-    stats = embedded.last_stats
+    generation = fresh_run(embedded, request(SNIPPET + "    with open(path, ", max_new_tokens=32))
+    out, stats = generation.samples[0].text, generation.stats
     print(f"\n{out!r}\n{stats}")
     assert '"w"' in out or "'w'" in out
     assert stats.generated_tokens > 0
@@ -133,10 +141,10 @@ def test_greedy_completion_of_real_code(embedded: TransformersBackend):
 
 def test_kv_reuse_after_typing_one_character(embedded: TransformersBackend):
     prompt = SNIPPET + "    with open(path, "
-    fresh(embedded, request(prompt))
-    first = embedded.last_stats
-    out = "".join(embedded.generate(request(prompt + '"')))
-    second = embedded.last_stats
+    first = fresh_run(embedded, request(prompt)).stats
+    generation = embedded.generate(request(prompt + '"'))
+    out = "".join(generation)
+    second = generation.stats
     print(f"\nfirst: {first}\nafter one character: {second}")
     assert second.reused_tokens >= 0.9 * second.prompt_tokens
     assert second.prefill_s < first.prefill_s
@@ -151,11 +159,13 @@ def test_kv_reuse_gives_the_same_output_as_a_fresh_run(embedded_fp32: Transforme
     # Append, replace the last character, delete back into the previous line, reuse.
     for prompt in (base + '"', base + "'", SNIPPET + "    with op", SNIPPET + "    with open"):
         fresh(backend, request(base, max_new_tokens=12))  # cache: base and its continuation
-        cached = "".join(backend.generate(request(prompt, max_new_tokens=12)))
-        stats = backend.last_stats
+        generation = backend.generate(request(prompt, max_new_tokens=12))
+        cached = "".join(generation)
+        stats = generation.stats
         assert stats.reused_tokens > 0.8 * stats.prompt_tokens, stats
-        assert cached == fresh(backend, request(prompt, max_new_tokens=12)), prompt
-        assert backend.last_stats.reused_tokens == 0
+        again = fresh_run(backend, request(prompt, max_new_tokens=12))
+        assert cached == again.samples[0].text, prompt
+        assert again.stats.reused_tokens == 0
 
 
 def test_token_healing_after_indentation(embedded: TransformersBackend):
@@ -180,12 +190,12 @@ def test_cancellation_stops_within_one_decode_step(embedded: TransformersBackend
     cancel = CancelToken()
     chunks: list[str] = []
     embedded.reset_cache()
-    with pytest.raises(Cancelled):
+    with pytest.raises(Cancelled) as raised:
         for chunk in embedded.generate(request(SNIPPET, max_new_tokens=200), cancel):
             chunks.append(chunk)
             if len(chunks) == 3:
                 threading.Timer(0.01, cancel.cancel).start()
-    stats = embedded.last_stats
+    stats = raised.value.stats
     latency = stats.cancel_noticed_at - cancel.cancelled_at
     per_token = stats.decode_s / max(1, stats.generated_tokens)
     print(f"\ncancel noticed after {latency * 1000:.1f} ms; decode {per_token * 1000:.1f} ms/token")
@@ -208,9 +218,9 @@ def test_stop_sequences_split_across_tokens(embedded: TransformersBackend):
     start = len(free) // 3
     stop = free[start : start + 5]
     assert len(stop) == 5
-    out = fresh(embedded, request(prompt, max_new_tokens=32, stop=[stop]))
-    assert out == free[: free.index(stop)]
-    assert embedded.last_stats.stop_reason == "stop"
+    generation = fresh_run(embedded, request(prompt, max_new_tokens=32, stop=[stop]))
+    assert generation.samples[0].text == free[: free.index(stop)]
+    assert generation.stats.stop_reason == "stop"
 
 
 def test_should_stop_ends_early(embedded: TransformersBackend):
@@ -220,16 +230,18 @@ def test_should_stop_ends_early(embedded: TransformersBackend):
         seen.append(text)
         return "\n" in text
 
-    out = fresh(embedded, request(SNIPPET + "    with open(path, ", should_stop=one_line))
-    assert embedded.last_stats.stop_reason == "early"
+    prompt = SNIPPET + "    with open(path, "
+    generation = fresh_run(embedded, request(prompt, should_stop=one_line))
+    out = generation.samples[0].text
+    assert generation.stats.stop_reason == "early"
     assert out == seen[-1]
     assert out.count("\n") == 1
 
 
 def test_sampling_with_temperature(embedded: TransformersBackend):
-    out = fresh(embedded, request(SNIPPET + "    with open(path, ", temperature=0.8))
-    assert embedded.last_stats.generated_tokens > 0
-    assert isinstance(out, str)
+    generation = fresh_run(embedded, request(SNIPPET + "    with open(path, ", temperature=0.8))
+    assert generation.stats.generated_tokens > 0
+    assert isinstance(generation.samples[0].text, str)
 
 
 def test_generation_from_a_worker_thread(embedded: TransformersBackend):
@@ -251,17 +263,17 @@ def test_generation_from_a_worker_thread(embedded: TransformersBackend):
 
 
 def test_healing_candidates_from_the_real_vocabulary(embedded: TransformersBackend):
-    vocab = embedded._vocab
+    vocab = embedded.healer
     allowed = {vocab.text[i] for i in vocab.allowed("\n    ")}
     assert {"\n", "\n ", "\n   ", "\n    ", "\n     "} <= allowed
     assert all(t.startswith("\n    ") or "\n    ".startswith(t) for t in allowed)
     assert "" not in allowed and "<|endoftext|>" not in allowed
-    ids = embedded._encode("def f():\n    ", special=True)
+    ids = embedded.tokens.encode("def f():\n    ", special=True)
     kept, removed, n = vocab.heal(ids)
     # The last token is whitespace only, so the one before it is taken back too.
     assert (removed, n) == ("():\n    ", 2)
     assert kept == ids[:-2]
-    assert vocab.heal(embedded._encode("x = foo.bar", special=True))[1:] == ("bar", 1)
+    assert vocab.heal(embedded.tokens.encode("x = foo.bar", special=True))[1:] == ("bar", 1)
 
 
 def test_a_failing_forward_is_a_model_error_and_resets_the_cache(
@@ -269,7 +281,7 @@ def test_a_failing_forward_is_a_model_error_and_resets_the_cache(
 ):
     backend = embedded_fp32
     fresh(backend, request(SNIPPET, max_new_tokens=2))
-    real = backend._model
+    real = backend.decoder.model
 
     class Broken:
         config = real.config
@@ -277,20 +289,22 @@ def test_a_failing_forward_is_a_model_error_and_resets_the_cache(
         def __call__(self, **kwargs: object) -> None:
             raise RuntimeError("out of memory (simulated)")
 
-    monkeypatch.setattr(backend, "_model", Broken())
+    monkeypatch.setattr(backend.decoder, "model", Broken())
     with pytest.raises(ModelError, match="forward pass failed: out of memory"):
         list(backend.generate(request(SNIPPET + "x")))
-    assert backend._cache is None and backend._cache_ids == []
-    monkeypatch.setattr(backend, "_model", real)
+    session = backend.session(None)
+    assert session is not None and session.cache is None and session.ids == []
+    monkeypatch.setattr(backend.decoder, "model", real)
     assert "".join(backend.generate(request(SNIPPET, max_new_tokens=4)))
 
 
 def test_zero_new_tokens_only_prefills(embedded: TransformersBackend):
-    embedded.reset_cache()
-    assert list(embedded.generate(request(SNIPPET, max_new_tokens=0))) == []
-    assert embedded.last_stats.generated_tokens == 0
-    "".join(embedded.generate(request(SNIPPET + "    ", max_new_tokens=2)))
-    assert embedded.last_stats.reused_tokens > 0.9 * embedded.last_stats.prompt_tokens
+    warm = fresh_run(embedded, request(SNIPPET, max_new_tokens=0))
+    assert warm.texts() == [""]
+    assert warm.stats.generated_tokens == 0
+    generation = embedded.generate(request(SNIPPET + "    ", max_new_tokens=2))
+    "".join(generation)
+    assert generation.stats.reused_tokens > 0.9 * generation.stats.prompt_tokens
 
 
 def test_cancel_mid_prefill_stops_inside_the_chunk_and_keeps_the_cache_consistent(
@@ -304,23 +318,23 @@ def test_cancel_mid_prefill_stops_inside_the_chunk_and_keeps_the_cache_consisten
     cancel = CancelToken()
     # Cancel during the second chunk (fp32: ~0.5 s a 256-token chunk on 2 cores).
     threading.Timer(0.75, cancel.cancel).start()
-    with pytest.raises(Cancelled):
+    with pytest.raises(Cancelled) as raised:
         "".join(backend.generate(request(long_prompt, max_new_tokens=8), cancel))
-    stats = backend.last_stats
+    stats = raised.value.stats
     latency = stats.cancel_noticed_at - cancel.cancelled_at
     assert stats.generated_tokens == 0  # it was still prefilling
     assert latency < 0.05, latency  # a layer, not a 256-token chunk (~0.5 s in fp32)
-    resumed = "".join(backend.generate(request(long_prompt, max_new_tokens=8)))
-    assert backend.last_stats.reused_tokens > 0
+    generation = backend.generate(request(long_prompt, max_new_tokens=8))
+    resumed = "".join(generation)
+    assert generation.stats.reused_tokens > 0
     assert resumed == fresh(backend, request(long_prompt, max_new_tokens=8))
 
 
 def test_prompt_lookup_drafts_are_accepted_on_repetitive_code(embedded: TransformersBackend):
     lines = "".join(f"    register('name_{i}', handler_{i}, priority={i})\n" for i in range(12))
     prompt = "def setup(register):\n" + lines + "    register('name_12', "
-    embedded.reset_cache()
-    out = "".join(embedded.generate(request(prompt, max_new_tokens=24)))
-    stats = embedded.last_stats
+    generation = fresh_run(embedded, request(prompt, max_new_tokens=24))
+    out, stats = generation.samples[0].text, generation.stats
     print(f"\n{out!r} accepted {stats.accepted_tokens}/{stats.draft_tokens}")
     assert out.startswith("handler_12")
     assert stats.accepted_tokens >= 5  # several tokens per forward pass

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
 import pytest
-from hone.models.backend import ModelError
+from hone.models.backend import Infill, ModelError, Snippet
 from hone.models.prompts import (
     load_templates,
     template_by_name,
@@ -37,8 +38,53 @@ GOLDEN = {
 }
 
 
+SNIPPETS = (
+    Snippet("src/numbers.py", "def double(x):\n    return 2 * x"),
+    Snippet("tests/test_calc.py", "from calc import add\n\nassert add(1, 2) == 3\n"),
+)
+# Rendered prompts with context snippets, one file per family (byte for byte).
+# HONE_UPDATE_GOLDEN=1 rewrites them; review the diff before committing.
+GOLDEN_DIR = Path(__file__).parent / "golden" / "prompts"
+
+
 def test_every_shipped_family_has_a_golden_rendering():
     assert set(load_templates()) == set(GOLDEN)
+    assert {p.stem for p in GOLDEN_DIR.glob("*.txt")} == set(GOLDEN)
+
+
+@pytest.mark.parametrize("family", sorted(GOLDEN))
+def test_render_with_snippets_golden(family: str):
+    template = load_templates()[family]
+    text = template.render_infill(Infill(PREFIX, SUFFIX, PATH, "python", SNIPPETS))
+    golden = GOLDEN_DIR / f"{family}.txt"
+    if os.environ.get("HONE_UPDATE_GOLDEN"):
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        golden.write_bytes(text.encode("utf-8"))
+    assert text == golden.read_bytes().decode("utf-8")
+
+
+@pytest.mark.parametrize("family", sorted(GOLDEN))
+def test_snippets_come_before_the_file_text(family: str):
+    """Typing changes the file's text only: everything before it (snippets, header) stays
+    the same, so the backend's KV cache of that part is reused."""
+    template = load_templates()[family]
+    with_snippets = template.render_infill(Infill(PREFIX, SUFFIX, PATH, "python", SNIPPETS))
+    typed = template.render_infill(Infill(PREFIX + "ret", SUFFIX, PATH, "python", SNIPPETS))
+    end = with_snippets.index(PREFIX) + len(PREFIX)
+    assert typed.startswith(with_snippets[:end])
+    for snippet in SNIPPETS:
+        assert with_snippets.index(snippet.text.rstrip("\n")) < with_snippets.index(PREFIX)
+    # Without snippets the rendering is the plain golden one.
+    assert template.render_infill(Infill(PREFIX, SUFFIX, PATH)) == GOLDEN[family]
+
+
+def test_a_snippet_of_a_file_type_without_a_comment_marker_is_left_out():
+    plain = template_by_name("plain")
+    assert plain.render_snippet(Snippet("data/x.unknownext", "stuff")) == ""
+    assert plain.render_snippet(Snippet("lib/a.py", "x = 1")) == "# lib/a.py\nx = 1\n\n"
+    assert template_by_name("smollm").render_snippet(Snippet("a.unknownext", "s")) == (
+        "<file_sep>a.unknownext\ns\n"
+    )
 
 
 @pytest.mark.parametrize("family", sorted(GOLDEN))
@@ -162,6 +208,10 @@ def test_user_templates_file_adds_and_overrides(tmp_path: Path):
     assert templates["mine"].render("a", "b", "x.rs") == "<A>// x.rs\na<B>b<C>"
     assert template_for("my-model-7b", templates=templates).family == "mine"
     assert templates["plain"].render("a", "b", "x.py") == "a"
+    # A user's template without {context} gets the snippets at the start.
+    assert templates["mine"].render("a", "b", "x.rs", [Snippet("y.rs", "z")]) == (
+        "// y.rs\nz\n\n<A>// x.rs\na<B>b<C>"
+    )
     assert "starcoder" in templates
     assert load_templates()["plain"].render("a", "b", "x.py") == "# x.py\na"  # unchanged
 
@@ -173,6 +223,8 @@ def test_user_templates_file_adds_and_overrides(tmp_path: Path):
         'fim = false\ntemplate = "{prefix}{suffix}"',  # suffix in a prefix-only template
         'fim = false\ntemplate = "{prefix}{cursor}"',  # unknown field
         'fim = false\ntemplate = "{header}"',  # no prefix
+        'fim = false\ntemplate = "{prefix}{context}"',  # context after the file's text
+        'fim = false\ntemplate = "{prefix}"\nsnippet = "{path}"',  # snippet without text
         "template = '{prefix}'",  # no fim key
     ],
 )

@@ -88,8 +88,9 @@ def test_cancel_is_checked_before_every_step_and_closes_the_steps():
     gen = stream(steps(), GenerationRequest("p"), stats, cancel)
     assert next(gen) == "a"
     cancel.cancel()
-    with pytest.raises(Cancelled):
+    with pytest.raises(Cancelled) as raised:
         next(gen)
+    assert raised.value.stats is stats  # the cancelled generation's own statistics
     assert closed == [True]
     assert stats.stop_reason == "cancelled"
     assert stats.cancel_noticed_at is not None

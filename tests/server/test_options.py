@@ -1,4 +1,13 @@
-from hone.server.options import Options, apply_settings, describe
+import dataclasses
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from hone.server.options import Options, apply_settings, describe, markdown_table
+from hone.server.options import main as options_main
 
 
 def test_defaults_and_camel_case_settings_apply():
@@ -40,3 +49,106 @@ def test_non_object_settings_and_none():
 def test_every_option_is_documented():
     for name, _default, doc in describe():
         assert doc, name
+
+
+# -- the one definition, checked against the README and the VS Code extension ----------
+
+REPO = Path(__file__).resolve().parents[2]
+VSCODE = REPO / "editor-clients" / "vscode"
+# VS Code settings that are not server options: how to start the server, and LSP tracing.
+CLIENT_ONLY = {"hone.command", "hone.args", "hone.model", "hone.trace.server"}
+JSON_TYPES = {"bool": "boolean", "int": "integer", "float": "number"}
+
+
+def options() -> dict[str, dataclasses.Field]:
+    """camelCase LSP name -> field, straight from the dataclass."""
+    return {
+        re.sub(r"_(\w)", lambda m: m.group(1).upper(), f.name): f
+        for f in dataclasses.fields(Options)
+    }
+
+
+def test_every_option_has_doc_and_a_range_where_numeric():
+    for name, f in options().items():
+        assert f.metadata.get("doc"), name
+        if f.type != "bool":
+            lo, hi = f.metadata["range"]
+            assert lo <= f.default <= hi, name
+    assert {"maxLines", "retrievalTokens"} <= options().keys()
+
+
+def readme_table() -> list[str]:
+    text = (REPO / "README.md").read_text()
+    section = text.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    return [line for line in section.splitlines() if line.startswith("|")]
+
+
+def test_readme_configuration_table_is_generated_from_the_definition():
+    assert readme_table() == markdown_table().splitlines()
+    names = [re.match(r"\| `(\w+)`", row).group(1) for row in readme_table()[2:]]
+    assert names == list(options())
+
+
+def test_markdown_table_command_line(capsys):
+    assert options_main(["--markdown"]) == 0
+    assert capsys.readouterr().out == markdown_table()
+
+
+def vscode_settings() -> dict[str, dict]:
+    manifest = json.loads((VSCODE / "package.json").read_text())
+    return manifest["contributes"]["configuration"]["properties"]
+
+
+def test_vscode_settings_mirror_every_option():
+    settings = vscode_settings()
+    for name, f in options().items():
+        key = f"hone.{name}"
+        assert key in settings, f"{key} missing from editor-clients/vscode/package.json"
+        spec = settings[key]
+        assert spec["type"] == JSON_TYPES[f.type], key
+        assert spec["default"] == f.default and type(spec["default"]) is type(f.default), key
+        lo, hi = f.metadata.get("range", (None, None))
+        assert (spec.get("minimum"), spec.get("maximum")) == (lo, hi), key
+        assert spec["description"].startswith(f.metadata["doc"]), key
+    server_keys = {f"hone.{name}" for name in options()}
+    assert set(settings) - server_keys == CLIENT_ONLY  # nothing else, nothing stale
+
+
+def test_vscode_model_setting_names_only_specs_that_work():
+    description = vscode_settings()["hone.model"]["description"]
+    assert "URL" not in description and "OpenAI" not in description
+    for spec in ("folder", ".gguf", "hub id", "scripted:FILE.json"):
+        assert spec in description
+    readme = (VSCODE / "README.md").read_text()
+    assert "OpenAI-compatible URL" not in readme
+
+
+def compiled_extension() -> Path:
+    """out/extension.js, freshly compiled when the TypeScript compiler is installed."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed (needed to run the VS Code extension)")
+    tsc = VSCODE / "node_modules" / ".bin" / "tsc"
+    if tsc.exists():
+        subprocess.run([str(tsc), "-p", str(VSCODE)], check=True, timeout=120)
+    out = VSCODE / "out" / "extension.js"
+    if not out.exists():
+        pytest.skip("the VS Code extension is not built: run `make vscode`")
+    return out
+
+
+def test_vscode_extension_sends_every_option_to_the_server():
+    compiled_extension()
+    run = subprocess.run(
+        ["node", str(VSCODE / "scripts" / "settings-sent.js")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    sent = json.loads(run.stdout)
+    defaults = {name: f.default for name, f in options().items()}
+    assert sent["initializationOptions"] == defaults
+    assert sent["didChangeConfiguration"] == {"settings": {"hone": defaults}}
+    # ... and the server takes all of it without a complaint.
+    assert apply_settings(Options(), sent["initializationOptions"]) == (Options(), [])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import json
 import random
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from hone.agent.completion.policy import Mode
-from hone.agent.completion.postprocess import is_complete, postprocess
+from hone.agent.completion.postprocess import CONTROL_TOKEN, is_complete, postprocess
 
 if TYPE_CHECKING:
     from conftest import Block
@@ -30,6 +31,7 @@ def run(raw: str, case: dict[str, Any]) -> str:
         suffix=case["suffix"],
         mode=Mode(case["mode"]),
         language=case.get("language", "python"),
+        max_lines=case.get("max_lines"),
     )
 
 
@@ -40,6 +42,7 @@ def done(generated: str, case: dict[str, Any]) -> bool:
         suffix=case["suffix"],
         mode=Mode(case["mode"]),
         language=case.get("language", "python"),
+        max_lines=case.get("max_lines"),
     )
 
 
@@ -62,13 +65,17 @@ def assert_early_stop_is_safe(case: dict[str, Any], final: str, step: int = 1) -
 
 
 def test_there_are_golden_cases() -> None:
-    assert len(GOLDEN_CASES) >= 40
+    assert len(GOLDEN_CASES) >= 50
 
 
 @pytest.mark.parametrize("path", GOLDEN_CASES, ids=[p.stem for p in GOLDEN_CASES])
 def test_golden(path: Path) -> None:
     case = json.loads(path.read_text(encoding="utf-8"))
     assert set(case) >= {"description", "mode", "prefix", "suffix", "raw", "expected"}
+    assert set(case) <= {"description", "mode", "prefix", "suffix", "raw", "expected"} | {
+        "language",
+        "max_lines",
+    }
     assert run(case["raw"], case) == case["expected"]
     assert_early_stop_is_safe(case, case["expected"])
 
@@ -367,3 +374,169 @@ def test_real_stdlib_stream_stops_inside_no_docstring(stdlib_source: Callable[[s
     assert expected.count(">>> s.find_longest_match(0, 5, 0, 9)") == 2
     assert run(case["raw"], case) == expected
     assert assert_early_stop_is_safe(case, expected, step=7) is not None
+
+
+# --------------------------------------------------------------------------------------
+# Repetition loops inside a line, and the line cap
+
+# Standard-library modules with tables, hex and escape strings, doctests and other
+# repetitive but real lines (none of them in the completion evaluation's held-out split).
+REPETITIVE_FILES = [
+    "hashlib.py",
+    "uuid.py",
+    "stringprep.py",
+    "pickletools.py",
+    "turtle.py",
+    "random.py",
+    "datetime.py",
+    "_pydecimal.py",
+    "ftplib.py",
+    "cgitb.py",
+    "plistlib.py",
+    "zipimport.py",
+    "encodings/cp1252.py",
+    "re/_parser.py",
+]
+WORD = re.compile(r"[A-Za-z_]\w*")
+
+
+def repetitive(code: str) -> bool:
+    """A line where some word appears three times or more: worth streaming through."""
+    words = WORD.findall(code)
+    return len(words) - len(set(words)) >= 2
+
+
+@pytest.mark.parametrize("name", REPETITIVE_FILES)
+def test_real_lines_are_not_taken_for_loops(name: str, stdlib_source: Callable[[str], str]) -> None:
+    """Every line of real code, offered as a SINGLE suggestion where it stands, is kept
+    whole; streamed, generation never stops inside it."""
+    text = stdlib_source(name)
+    lines = text.split("\n")
+    start = 0
+    checked = streamed = 0
+    for i, line in enumerate(lines):
+        line_start, start = start, start + len(line) + 1
+        code = line.strip()
+        if not code:
+            continue
+        neighbours = [ln.strip() for ln in (*lines[max(0, i - 3) : i], *lines[i + 1 : i + 4])]
+        if code in neighbours:
+            continue  # the rule for repeated lines applies there, rightly
+        indent = len(line) - len(line.lstrip())
+        case = {
+            "mode": "single",
+            "prefix": text[: line_start + indent],
+            "suffix": text[line_start + len(line) :],
+        }
+        raw = line[indent:] + "\n" + (lines[i + 1] if i + 1 < len(lines) else "")
+        got, want = run(raw, case), line[indent:].rstrip()
+        if got != want:  # only closers the statement cannot take (`:)` in a docstring) may
+            # go, or a control token (`<filename>`) and what follows it
+            tail = want[len(got) :].lstrip()
+            assert want.startswith(got) and tail, f"{name}:{i + 1}: {line}"
+            assert tail[0] in ")]}" or CONTROL_TOKEN.match(tail), f"{name}:{i + 1}: {line}"
+        checked += 1
+        if repetitive(code):
+            for end in range(indent + 1, len(line.rstrip()) + 1):
+                assert not done(line[indent:end], case), f"{name}:{i + 1}: {line[:end]}"
+            streamed += 1
+    assert checked > 200 and streamed >= (0 if name.startswith("encodings/") else 3)
+
+
+LOOPS = [
+    "return True, " + ", ".join(["False"] * 30),
+    " or ".join(f"not isinstance(stream[{i}])" for i in range(12)),
+    "return self.types[param] + t.type" + "_value" * 20,
+    "return self.types[param] + t.type" + "_of_self_type" * 8,
+    'return f"A: ' + "{self.name} {self.type} " * 8,
+    "result = " + " + ".join(["self.count"] * 20),
+    "x = foo(foo(foo(foo(foo(foo(foo(foo(foo(foo(foo(foo(",
+    "print(" + ", ".join(f"arg{i}" for i in range(20)) + ")",
+]
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+@pytest.mark.parametrize("mode", ["single", "multi"])
+def test_loops_inside_a_line_are_cut_while_streaming(loop: str, mode: str) -> None:
+    """The loop gives no suggestion, and streaming stops well before the token cap."""
+    case = {"mode": mode, "prefix": "class A:\n    def f(self, stream):\n        ", "suffix": "\n"}
+    raw = loop + "\n        return None\n"
+    assert run(raw, case) == ""
+    stop = assert_early_stop_is_safe({**case, "raw": raw}, "")
+    assert stop is not None and stop < len(loop) * 0.8
+
+
+def test_lines_before_a_loop_are_kept() -> None:
+    case = {"mode": "multi", "prefix": "def f(stream):\n    ", "suffix": "\n"}
+    raw = "items = list(stream)\n    return " + " + ".join(["items[0]"] * 20)
+    assert run(raw, case) == "items = list(stream)"
+    assert assert_early_stop_is_safe({**case, "raw": raw}, "items = list(stream)")
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "a, b, c = 1, 2, 3",
+        "return (0, 0, 0, 0)",
+        "x = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]",
+        "mask = [False, False, False, False, False, False, False, False]",
+        "self._data = (None, None, None, None, None, k, None, len(t), t)",
+        "return x[0][0][0][0]",
+        "md5(), sha1(), sha224(), sha256(), sha384(), sha512(), blake2b(), blake2s()",
+        "def shapetransform(self, t11=None, t12=None, t21=None, t22=None):",
+        "SEPARATOR = '-' * 70 + '=' * 70",
+        "_WHATWG = '\\x00\\x01\\x02\\x03\\x04\\x05\\x06\\x07\\x08\\x0b\\x0c\\x0e\\x0f\\x10'",
+        "dotdotdot = 'rwxrwxrwx'",
+        "return '%s-%s-%s-%s-%s' % (a, b, c, d, e)",
+        "x = self.a.b.c.d.e.f.g.h",
+        # five copies and a longer word: the sixth copy is only there while it is written
+        "x = y + count + count + count + count + count + counter",
+    ],
+)
+def test_repetitive_real_looking_lines_are_kept(line: str) -> None:
+    case = {"mode": "single", "prefix": "def f():\n    ", "suffix": "\n"}
+    assert run(line, case) == line
+    assert not any(done(line[:end], case) for end in range(1, len(line) + 1))
+
+
+def numbered_body(n: int) -> str:
+    return "".join(f"    value_{i} = compute(value_{i - 1}, {i})\n" for i in range(1, n + 1))
+
+
+@pytest.mark.parametrize("cap", [1, 3, 12])
+def test_line_cap_cuts_at_a_line_end_and_stops_the_stream(cap: int) -> None:
+    case = {"mode": "multi", "prefix": "def f(value_0):", "suffix": "\n", "max_lines": cap}
+    raw = "\n" + numbered_body(30)
+    expected = "\n" + numbered_body(cap).rstrip("\n")
+    assert run(raw, case) == expected
+    stop = assert_early_stop_is_safe({**case, "raw": raw}, expected)
+    # the stream stops once the first line past the cap is finished
+    assert stop == len("\n" + numbered_body(cap + 1))
+    assert run(raw, {**case, "max_lines": None}) == "\n" + numbered_body(30).rstrip("\n")
+
+
+def test_line_cap_counts_lines_on_a_blank_line_too() -> None:
+    case = {"mode": "multi", "prefix": "def f(value_0):\n    ", "suffix": "\n", "max_lines": 2}
+    assert run(numbered_body(5).lstrip(), case) == numbered_body(2).strip()
+
+
+def test_line_cap_in_a_single_long_statement_cuts_at_the_cap() -> None:
+    case = {"mode": "multi", "prefix": "def f():\n    ", "suffix": "\n", "max_lines": 3}
+    raw = "return compute(\n        1,\n        2,\n        3,\n    )\n"
+    assert run(raw, case) == "return compute(\n        1,\n        2,"
+
+
+@pytest.mark.parametrize("bad", [0, -5, True, "12", 2.5, None])
+def test_line_cap_odd_values(bad: object) -> None:
+    case = {"mode": "multi", "prefix": "def f(value_0):", "suffix": "\n", "max_lines": bad}
+    got = run("\n" + numbered_body(20), case)
+    lines = got.split("\n")[1:]
+    assert len(lines) == (1 if isinstance(bad, int) and not isinstance(bad, bool) else 20)
+
+
+def test_extra_indentation_after_typed_indentation_single_mode() -> None:
+    """A blank line in a body, indentation typed: the suggestion starts at the cursor."""
+    case = {"mode": "single", "prefix": "def f(x):\n    y = x\n    ", "suffix": "\n"}
+    assert run("      return y\n", case) == "return y"
+    # at column 0 the model's indentation is the line's indentation, and is kept
+    assert run("    return y\n", {**case, "prefix": "def f(x):\n    y = x\n"}) == "    return y"

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import tree_sitter
 from hone.retrieval.syntax import (
+    Scan,
     detect_indent_unit,
     indent_width,
     language_for_path,
@@ -49,18 +50,19 @@ def test_language_for_path(path: str, language: str) -> None:
 
 
 def test_parser_for_python_parses_and_is_cached_per_thread() -> None:
+    source = b"def f(x):\n    return x\n"
     parser = parser_for("python")
-    assert isinstance(parser, tree_sitter.Parser)
     assert parser_for("python") is parser
-    tree = parser.parse(b"def f(x):\n    return x\n")
+    tree = parser.parse(source)
     assert tree.root_node.children[0].type == "function_definition"
 
     other: list[tree_sitter.Parser | None] = []
     thread = threading.Thread(target=lambda: other.append(parser_for("python")))
     thread.start()
     thread.join()
-    assert isinstance(other[0], tree_sitter.Parser)
     assert other[0] is not parser
+    # The other thread's parser is a working Python parser too.
+    assert str(other[0].parse(source).root_node) == str(tree.root_node)
 
 
 @pytest.mark.parametrize("language", ["plaintext", "cobol", ""])
@@ -70,7 +72,6 @@ def test_parser_for_unknown_language_is_none(language: str) -> None:
 
 def test_blocks_query_loads_from_package_data() -> None:
     query = load_query("python", "blocks")
-    assert isinstance(query, tree_sitter.Query)
     tree = parser_for("python").parse(b"d = {1: 2}\nif d:\n    pass\n")
     captures = tree_sitter.QueryCursor(query).captures(tree.root_node)
     colons = [node.start_point for node in captures["opener"]]
@@ -126,7 +127,18 @@ def test_scan_text_brackets_strings_comments() -> None:
     assert scan_text('"a\\"(" + (', "python").open == "("  # escaped quote stays inside
 
 
-def test_scan_text_never_raises_on_garbage() -> None:
-    for text in ["", "\x00\xff\ud800", '"""', "'", "\\", "((((" * 1000, "\n" * 50]:
-        scan_text(text, "python")
-        scan_text(text, "plaintext")
+@pytest.mark.parametrize(
+    ("text", "python", "plaintext"),
+    [
+        ("", Scan(), Scan()),
+        ("\x00\xff\ud800", Scan(), Scan()),
+        ('"""', Scan(quote='"""'), Scan()),  # plain text has no strings
+        ("'", Scan(quote="'"), Scan()),
+        ("\\", Scan(), Scan()),
+        ("((((" * 1000, Scan(open="(" * 4000), Scan(open="(" * 4000)),
+        ("\n" * 50, Scan(continuation=[False] * 50), Scan(continuation=[False] * 50)),
+    ],
+)
+def test_scan_text_on_garbage(text: str, python: Scan, plaintext: Scan) -> None:
+    assert scan_text(text, "python") == python
+    assert scan_text(text, "plaintext") == plaintext

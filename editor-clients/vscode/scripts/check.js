@@ -1,6 +1,7 @@
 // `npm test`: checks of the compiled extension that need no VS Code.
 //
-// 1. package.json: activation events, contributed settings and their defaults agree with the code.
+// 1. package.json: activation events, contributed settings and their defaults agree with the code;
+//    every `hone.*` setting but the client-only ones is forwarded to the server.
 // 2. The compiled module activates against a stubbed `vscode` API and a recording stand-in for
 //    vscode-languageclient's LanguageClient (the real one's types are checked by `tsc`):
 //    server command line, initializationOptions, didChangeConfiguration, restart on launch
@@ -23,128 +24,7 @@ const ROOT = path.resolve(__dirname, "..");
 const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, "package.json"), "utf8"));
 const props = pkg.contributes.configuration.properties;
 
-// ---------------------------------------------------------------- stubs
-function makeVscodeStub(settings) {
-  const calls = { errors: [], commands: {}, configListeners: [] };
-  const disposable = { dispose() {} };
-  const channel = {
-    lines: [],
-    info(m) { this.lines.push(m); },
-    warn(m) { this.lines.push(m); },
-    error(m) { this.lines.push(m); },
-    show() {},
-    dispose() {},
-  };
-  const vscode = {
-    calls,
-    channel,
-    StatusBarAlignment: { Left: 1, Right: 2 },
-    workspace: {
-      getConfiguration(section) {
-        assert.equal(section, "hone");
-        return {
-          get(key, fallback) {
-            return Object.prototype.hasOwnProperty.call(settings, key) ? settings[key] : fallback;
-          },
-        };
-      },
-      onDidChangeConfiguration(listener) {
-        calls.configListeners.push(listener);
-        return disposable;
-      },
-    },
-    window: {
-      createOutputChannel(name, options) {
-        assert.equal(name, "hone");
-        assert.deepEqual(options, { log: true });
-        return channel;
-      },
-      createStatusBarItem() {
-        return { show() {}, hide() {}, dispose() {} };
-      },
-      showErrorMessage(message) {
-        calls.errors.push(message);
-        return Promise.resolve(undefined);
-      },
-    },
-    commands: {
-      registerCommand(id, fn) {
-        calls.commands[id] = fn;
-        return disposable;
-      },
-    },
-  };
-  return vscode;
-}
-
-function makeClientStub() {
-  const State = { Stopped: 1, Starting: 3, Running: 2 };
-  const instances = [];
-  class LanguageClient {
-    constructor(id, name, serverOptions, clientOptions) {
-      Object.assign(this, { id, name, serverOptions, clientOptions });
-      this.running = false;
-      this.notifications = [];
-      this.stateListeners = [];
-      instances.push(this);
-    }
-    onDidChangeState(listener) {
-      this.stateListeners.push(listener);
-      return { dispose() {} };
-    }
-    async start() {
-      this.running = true;
-      for (const l of this.stateListeners) l({ oldState: State.Stopped, newState: State.Running });
-    }
-    async stop() {
-      this.running = false;
-    }
-    isRunning() {
-      return this.running;
-    }
-    async sendNotification(type, params) {
-      this.notifications.push({ method: type.method, params });
-    }
-  }
-  return {
-    instances,
-    module: {
-      LanguageClient,
-      State,
-      TransportKind: { stdio: 0, ipc: 1, pipe: 2, socket: 3 },
-      DidChangeConfigurationNotification: { type: { method: "workspace/didChangeConfiguration" } },
-    },
-  };
-}
-
-/** Load out/extension.js afresh with `vscode` and `vscode-languageclient/node` stubbed. */
-function loadExtension(settings) {
-  const vscode = makeVscodeStub(settings);
-  const client = makeClientStub();
-  const main = path.join(ROOT, pkg.main);
-  const originalLoad = Module._load;
-  Module._load = function (request, parent, isMain) {
-    if (request === "vscode") return vscode;
-    if (request === "vscode-languageclient/node") return client.module;
-    return originalLoad.call(this, request, parent, isMain);
-  };
-  try {
-    delete require.cache[require.resolve(main)];
-    return { extension: require(main), vscode, client };
-  } finally {
-    Module._load = originalLoad;
-  }
-}
-
-function changeEvent(...keys) {
-  return { affectsConfiguration: (s) => keys.some((k) => k === s || k.startsWith(s + ".")) };
-}
-
-async function fireConfigChange(vscode, ...keys) {
-  for (const listener of vscode.calls.configListeners) await listener(changeEvent(...keys));
-}
-
-const context = () => ({ subscriptions: [] });
+const { loadExtension, fireConfigChange, context } = require("./stubs");
 
 // ---------------------------------------------------------------- 1. package.json
 test("package.json contributes the settings, with the documented types and defaults", () => {
@@ -152,7 +32,7 @@ test("package.json contributes the settings, with the documented types and defau
     "hone.command": ["string", "hone"],
     "hone.args": ["array", ["serve"]],
     "hone.model": ["string", ""],
-    "hone.maxNewTokens": ["integer", undefined],
+    "hone.maxNewTokensMulti": ["integer", undefined],
     "hone.multiline": ["boolean", true],
     "hone.debounceMs": ["integer", undefined],
   };
@@ -175,6 +55,17 @@ test("activation events cover exactly the languages the client serves", () => {
   assert.ok(extension.LANGUAGES.includes("python"));
 });
 
+test("every hone.* setting but the client-only ones is a server option, forwarded by name", () => {
+  const { extension, vscode } = loadExtension({});
+  const forwarded = Object.keys(extension.readServerSettings(vscode.workspace.getConfiguration("hone")));
+  const contributed = Object.keys(props).map((key) => key.slice("hone.".length));
+  assert.deepEqual([...forwarded].sort(), contributed.filter((k) => !extension.CLIENT_ONLY.includes(k)).sort());
+  assert.deepEqual([...extension.CLIENT_ONLY].sort(), ["args", "command", "model", "trace.server"]);
+  for (const name of ["maxNewTokensMulti", "maxLines", "retrievalTokens", "contextTokens", "enable"]) {
+    assert.ok(forwarded.includes(name), `${name} is not forwarded`);
+  }
+});
+
 test("the code's fallback defaults equal package.json's defaults", () => {
   const { extension, vscode } = loadExtension({});
   const config = vscode.workspace.getConfiguration("hone");
@@ -187,7 +78,7 @@ test("the code's fallback defaults equal package.json's defaults", () => {
 
 // ---------------------------------------------------------------- 2. behaviour
 test("activate starts `hone serve` over stdio with the settings as initializationOptions", async () => {
-  const { extension, vscode, client } = loadExtension({ maxNewTokens: 48, debounceMs: 10 });
+  const { extension, vscode, client } = loadExtension({ maxNewTokensMulti: 48, maxLines: 5, debounceMs: 10 });
   await extension.activate(context());
   assert.equal(client.instances.length, 1);
   const c = client.instances[0];
@@ -197,7 +88,8 @@ test("activate starts `hone serve` over stdio with the settings as initializatio
   const init = typeof c.clientOptions.initializationOptions === "function"
     ? c.clientOptions.initializationOptions()
     : c.clientOptions.initializationOptions;
-  assert.deepEqual(init, { maxNewTokens: 48, multiline: true, debounceMs: 10 });
+  assert.deepEqual(init, { ...extension.SERVER_OPTION_DEFAULTS, maxNewTokensMulti: 48, maxLines: 5, debounceMs: 10 });
+  assert.equal(init.multiline, true);
   const languages = new Set(c.clientOptions.documentSelector.map((s) => s.language));
   assert.deepEqual([...languages].sort(), [...extension.LANGUAGES].sort());
   assert.ok(c.running);
@@ -210,11 +102,11 @@ test("hone.model becomes --model, and a custom command/args are used as given", 
   const { extension, client } = loadExtension({
     command: "/opt/hone/bin/hone",
     args: ["serve", "-v"],
-    model: " http://127.0.0.1:8000/v1 ",
+    model: " /models/my-coder ",
   });
   await extension.activate(context());
   assert.deepEqual(client.instances[0].serverOptions.command, "/opt/hone/bin/hone");
-  assert.deepEqual(client.instances[0].serverOptions.args, ["serve", "-v", "--model", "http://127.0.0.1:8000/v1"]);
+  assert.deepEqual(client.instances[0].serverOptions.args, ["serve", "-v", "--model", "/models/my-coder"]);
   await extension.deactivate();
 });
 
@@ -230,7 +122,7 @@ test("changing a server option sends didChangeConfiguration; a launch setting re
   assert.deepEqual(first.notifications, [
     {
       method: "workspace/didChangeConfiguration",
-      params: { settings: { hone: { maxNewTokens: 96, multiline: false, debounceMs: 60 } } },
+      params: { settings: { hone: { ...extension.SERVER_OPTION_DEFAULTS, multiline: false } } },
     },
   ]);
 
@@ -263,12 +155,12 @@ test("the real `hone serve` accepts what the extension sends and completes inlin
   const script = path.join(tmp, "scripted.json");
   fs.writeFileSync(script, JSON.stringify({ responses: [{ match: null, text: "return a + b\n" }], step_ms: 5 }));
 
-  const settings = { command: hone, model: `scripted:${script}`, maxNewTokens: 32, multiline: true, debounceMs: 0 };
+  const settings = { command: hone, model: `scripted:${script}`, maxNewTokensMulti: 32, multiline: true, debounceMs: 0 };
   const { extension, vscode, client } = loadExtension(settings);
   await extension.activate(context());
   const c = client.instances[0];
-  settings.maxNewTokens = 40;
-  await fireConfigChange(vscode, "hone.maxNewTokens");
+  settings.maxNewTokensMulti = 40;
+  await fireConfigChange(vscode, "hone.maxNewTokensMulti");
   const pushed = c.notifications[0].params;
   const initializationOptions = c.clientOptions.initializationOptions();
 
@@ -398,8 +290,8 @@ test("the real vscode-languageclient turns hone's answers into a VS Code inline 
 
   // A settings change goes to the running server, which must understand it.
   settings.multiline = false;
-  settings.maxNewTokens = 48;
-  fake.changeConfiguration("hone.multiline", "hone.maxNewTokens");
+  settings.maxNewTokensMulti = 48;
+  fake.changeConfiguration("hone.multiline", "hone.maxNewTokensMulti");
   await sleep(300);
   assert.deepEqual(fake.record.shown, [], "the server or the client complained");
 });

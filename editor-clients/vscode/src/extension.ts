@@ -27,14 +27,36 @@ export const LANGUAGES = [
 const LAUNCH_KEYS = ["command", "args", "model"] as const;
 
 /**
- * Settings forwarded to the server (initializationOptions, then didChangeConfiguration as
- * `{ hone: {...} }`). The defaults mirror the server's own (server/options.py).
+ * Settings only the client uses (how to start the server; LSP tracing, which
+ * vscode-languageclient reads itself). Every other `hone.*` setting in package.json is a
+ * server option, forwarded under its own name.
  */
-export interface ServerSettings {
-  maxNewTokens: number;
-  multiline: boolean;
-  debounceMs: number;
+export const CLIENT_ONLY: readonly string[] = [...LAUNCH_KEYS, "trace.server"];
+
+interface Manifest {
+  contributes: { configuration: { properties: Record<string, { default?: unknown }> } };
 }
+
+// The extension's own package.json (next to out/, and packaged in the .vsix).
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const manifest: Manifest = require("../package.json");
+
+/**
+ * The server options and their defaults, as contributed in package.json (which mirrors the
+ * one definition in server/options.py; tests/server/test_options.py checks that).
+ */
+export const SERVER_OPTION_DEFAULTS: Readonly<Record<string, unknown>> = Object.fromEntries(
+  Object.entries(manifest.contributes.configuration.properties)
+    .filter(([key]) => key.startsWith(`${SECTION}.`))
+    .map(([key, spec]) => [key.slice(SECTION.length + 1), spec.default] as const)
+    .filter(([name]) => !CLIENT_ONLY.includes(name)),
+);
+
+/**
+ * Settings forwarded to the server (initializationOptions, then didChangeConfiguration as
+ * `{ hone: {...} }`): every server option, by its camelCase name.
+ */
+export type ServerSettings = Record<string, unknown>;
 
 export interface Launch {
   command: string;
@@ -52,11 +74,9 @@ export function readLaunch(config: vscode.WorkspaceConfiguration): Launch {
 }
 
 export function readServerSettings(config: vscode.WorkspaceConfiguration): ServerSettings {
-  return {
-    maxNewTokens: config.get<number>("maxNewTokens", 96),
-    multiline: config.get<boolean>("multiline", true),
-    debounceMs: config.get<number>("debounceMs", 60),
-  };
+  return Object.fromEntries(
+    Object.entries(SERVER_OPTION_DEFAULTS).map(([name, fallback]) => [name, config.get(name, fallback)]),
+  );
 }
 
 let client: LanguageClient | undefined;

@@ -158,6 +158,8 @@ local function main()
     fail("the hone client did not attach to the buffer")
   end
   result.status = attached
+  local client = vim.lsp.get_clients({ bufnr = bufnr, name = "hone" })[1]
+  result.offset_encoding = client and client.offset_encoding
   step("attached", attached)
   local ok, out = pcall(api.nvim_exec2, "HoneStatus", { output = true })
   result.status_command_output = ok and out.output or ("error: " .. tostring(out))

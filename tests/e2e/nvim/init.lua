@@ -3,6 +3,8 @@
 --   HONE_NVIM_PLUGIN  path to editor-clients/neovim
 --   HONE_NVIM_SETUP   JSON object passed to require("hone").setup()
 --   HONE_NVIM_RESULT  where to write an error record if this file fails
+--   HONE_NVIM_POSITION_ENCODINGS  optional JSON list: the position encodings the client
+--                     offers the server (instead of Neovim's own utf-8, utf-16, utf-32)
 local ok, err = pcall(function()
   vim.o.swapfile = false
   vim.o.shada = ""
@@ -23,6 +25,14 @@ local ok, err = pcall(function()
       _G.hone_test_server_exit = { code = code, signal = signal }
     end,
   })
+  local encodings = vim.env.HONE_NVIM_POSITION_ENCODINGS
+  if encodings and encodings ~= "" then
+    vim.lsp.config("hone", {
+      before_init = function(params)
+        params.capabilities.general.positionEncodings = vim.json.decode(encodings)
+      end,
+    })
+  end
 end)
 
 if not ok then

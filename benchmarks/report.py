@@ -1,0 +1,592 @@
+"""Render the measured figures in the docs from the results files, the one source of truth.
+
+Between marker comments in a Markdown file::
+
+    <!-- results:NAME -->
+    ...generated, do not edit...
+    <!-- /results -->
+
+NAME is ``all`` (a section per results file in ``benchmarks/results/``: the known ones in a
+fixed order, then any other ``*.json``; a missing file is skipped), ``summary`` (the table
+under "Measured figures" in the top-level README) or one file's stem (``latency``,
+``decode``, ``eval-completion``, ``documents``). Every section names the machine, device,
+weight format and model from its results file ("not recorded" where the file lacks one).
+
+    python benchmarks/report.py            # rewrite the docs (make report)
+    python benchmarks/report.py --check    # exit 1 and print a diff where a doc is stale
+
+Keys read (missing ones are skipped):
+- every file: ``date``; ``machine`` (a string, or ``{arch, cpus, gpu, platform}``);
+  ``model``, ``device``, ``dtype`` (or ``weights``), else the same keys under ``backend``
+  (what ``hone/stats`` reported).
+- latency.json: ``{server_overhead_ms, client_roundtrip_overhead_ms, single_line_ms,
+  multi_line_ms, typed_ahead, superseded_stop_ms, cancel_request_stop_ms,
+  declined_while_busy_ms, decode_step_ms, tokens_per_forward_pass}`` as ``{n, p50, p95}``;
+  ``one_char_edit_ratio`` (headline) and ``one_char_edit_ratio_adversarial`` as
+  ``{n, p50, p95, mean, definition, prefill_ratio, prompt_reuse}`` (files written before
+  ``definition`` existed: ``next_char_ratio`` was the headline and ``one_char_edit_ratio``
+  the adversarial variant, both divided by the first request's round trip);
+  ``generations_per_burst {bursts, max, each}``; ``components_ms``; ``settings``;
+  ``not_answered`` (a list of strings).
+- decode.json: one ``{prefill_768_ms, decode_step_ms, verify_9_ms}`` per weight format,
+  at the top level or under ``formats``; ``int8_vs_bf16``.
+- eval-completion.json: ``single`` and ``multi`` as ``{n, exact, prefix, similarity, empty}``;
+  ``files``.
+- anything else: its numeric leaves, as a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+RESULTS = HERE / "results"
+DOCS = [REPO / "README.md", HERE / "README.md"]
+# Known results files, in the order their sections appear.
+KNOWN = ["latency", "decode", "eval-completion", "documents"]
+MAKE = {
+    "latency": "make bench-latency",
+    "decode": "make bench-decode",
+    "eval-completion": "make eval-completion",
+    "documents": "make bench-documents",
+}
+BLOCK = re.compile(r"(<!-- results:([\w.-]+) -->\n)(.*?)(<!-- /results -->)", re.DOTALL)
+NOT_RECORDED = "not recorded"
+
+Data = dict[str, Any]
+
+
+# -- formatting ---------------------------------------------------------------------------
+
+
+def num(x: Any, digits: int = 2) -> str:
+    if x is None:
+        return "–"
+    if isinstance(x, float) and x != x:  # NaN in files written before JSON nulls
+        return "–"
+    return f"{x:.{digits}f}"
+
+
+def ms(x: Any) -> str:
+    """Milliseconds: whole numbers from 100 up, one decimal below, more below 0.1."""
+    if not isinstance(x, int | float) or x != x:
+        return "–"
+    if x >= 100:
+        return f"{x:,.0f}"
+    if x >= 0.1:
+        return f"{x:.1f}"
+    return f"{x:.3f}" if x >= 0.001 else f"{x:.4f}"
+
+
+def pct(x: Any) -> str:
+    return "–" if not isinstance(x, int | float) or x != x else f"{x * 100:.0f}%"
+
+
+def has(d: Any, *keys: str) -> bool:
+    return isinstance(d, dict) and all(k in d and d[k] is not None for k in keys)
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+# -- what ran where -----------------------------------------------------------------------
+
+
+def machine_text(data: Data) -> str:
+    m = data.get("machine")
+    if isinstance(m, dict):
+        parts = [str(m.get("arch") or "?"), f"{m.get('cpus', '?')} cores"]
+        parts.append(f"GPU {m['gpu']}" if m.get("gpu") else "no GPU")
+        return ", ".join(parts)
+    return str(m) if m else NOT_RECORDED
+
+
+def backend_fact(data: Data, *keys: str) -> str:
+    backend = data.get("backend") if isinstance(data.get("backend"), dict) else {}
+    for key in keys:
+        for source in (data, backend):
+            value = source.get(key)
+            if value not in (None, ""):
+                return str(value)
+    return NOT_RECORDED
+
+
+def meta(name: str, data: Data, weights: str | None = None) -> str:
+    """One line: the run's date, machine, model, device and weight format."""
+    model = backend_fact(data, "model")
+    if name == "latency" and "backend" not in data:
+        model += " (the benchmark's fixed label, not what the server reported)"
+    facts = [
+        f"Run {data.get('date', NOT_RECORDED)}",
+        f"machine: {machine_text(data)}",
+        f"model: {model}",
+        f"device: {backend_fact(data, 'device')}",
+        f"weights: {weights or backend_fact(data, 'dtype', 'weights')}",
+    ]
+    settings = data.get("settings") if isinstance(data.get("settings"), dict) else {}
+    if "context_tokens" in settings:
+        facts.append(f"prompt budget {settings['context_tokens']} tokens")
+    if "debounce_ms" in settings:
+        facts.append(f"debounce {settings['debounce_ms']} ms")
+    return "; ".join(facts) + f". From `results/{name}.json`."
+
+
+# -- latency ------------------------------------------------------------------------------
+
+
+def edit_ratios(data: Data) -> tuple[Data, Data, str]:
+    """(headline, adversarial, how the ratio is defined) for new and older files."""
+    head = data.get("one_char_edit_ratio")
+    if has(head, "definition"):
+        return head, data.get("one_char_edit_ratio_adversarial") or {}, head["definition"]
+    # Older files: the headline was `next_char_ratio`, the adversarial one
+    # `one_char_edit_ratio`, both the new request's round trip / the first request's.
+    legacy = "the new request's round trip ÷ the first request's round trip"
+    old = dict(head or {})
+    old.setdefault("prefill_ratio", data.get("one_char_edit_prefill_ratio"))
+    old.setdefault("prompt_reuse", data.get("one_char_edit_prompt_reuse"))
+    return data.get("next_char_ratio") or {}, old, legacy
+
+
+def latency_rows(data: Data) -> list[list[str]]:
+    rows: list[list[str]] = []
+
+    def p50_p95(key: str, label: str, target: str = "", unit: str = " ms") -> None:
+        d = data.get(key)
+        if has(d, "p50", "p95"):
+            rows.append([f"{label}, p50 / p95", f"{ms(d['p50'])} / {ms(d['p95'])}{unit}", target])
+
+    p50_p95("server_overhead_ms", "server overhead excluding model time", "p95 ≤ 10 ms")
+    p50_p95(
+        "client_roundtrip_overhead_ms",
+        "same, seen by the client (JSON-RPC round trip minus model time)",
+    )
+    p50_p95("single_line_ms", "single-line request end to end")
+    p50_p95("multi_line_ms", "multi-line request end to end")
+
+    head, adv, definition = edit_ratios(data)
+    if has(head, "p50"):
+        rows.append(
+            [
+                "**one-character edit (headline)**: the request after typing the original "
+                f"code's next character ({definition}), {head.get('n', '?')} cases where the "
+                "suggestion did not start with it: **p50** / mean / p95",
+                f"**{num(head['p50'])}** / {num(head.get('mean'))} / {num(head.get('p95'))}",
+                "p50 ≤ 0.30",
+            ]
+        )
+    if has(head, "prefill_ratio") and has(head["prefill_ratio"], "p50"):
+        pre = head["prefill_ratio"]
+        rows.append(
+            [
+                "same, its prompt processing (prefill) ÷ the first request's: p50 / p95",
+                f"{num(pre['p50'])} / {num(pre.get('p95'))}",
+                "",
+            ]
+        )
+    if has(adv, "p50"):
+        rows.append(
+            [
+                "one-character edit, adversarial: an arbitrary character that does not match "
+                f"the suggestion, {adv.get('n', '?')} cases: p50 / mean / p95",
+                f"{num(adv['p50'])} / {num(adv.get('mean'))} / {num(adv.get('p95'))}",
+                "",
+            ]
+        )
+    if has(adv, "prefill_ratio") and has(adv["prefill_ratio"], "p50"):
+        pre = adv["prefill_ratio"]
+        rows.append(
+            [
+                "same, its prompt processing (prefill) ÷ the first request's: p50 / p95",
+                f"{num(pre['p50'])} / {num(pre.get('p95'))}",
+                "",
+            ]
+        )
+    reuse = next(
+        (v["prompt_reuse"] for v in (head, adv) if has(v, "prompt_reuse")),
+        None,
+    )
+    if has(reuse, "p50"):
+        rows.append(["prompt tokens reused after the edit, p50", pct(reuse["p50"]), ""])
+
+    ta = data.get("typed_ahead")
+    if has(ta, "hits", "tries"):
+        rows.append(
+            [
+                "typed-ahead hits (user types the suggestion's first character)",
+                f"{ta['hits']} of {ta['tries']}, p50 {ms(ta.get('p50'))} ms, "
+                f"p95 {ms(ta.get('p95'))} ms",
+                "p95 ≤ 5 ms",
+            ]
+        )
+    bursts = data.get("generations_per_burst")
+    if has(bursts, "max", "each") and bursts["each"]:
+        rows.append(
+            [
+                "model generations started per burst of 10 keystrokes 40 ms apart",
+                f"{min(bursts['each'])}–{bursts['max']} "
+                f"(max {bursts['max']} over {bursts.get('bursts', len(bursts['each']))} bursts)",
+                "≤ 2",
+            ]
+        )
+    stop = data.get("superseded_stop_ms")
+    steps = data.get("superseded_stop_decode_steps")
+    if has(stop, "p50", "p95"):
+        text = f"p50 {ms(stop['p50'])} ms, p95 {ms(stop['p95'])} ms"
+        if has(steps, "p50", "p95"):
+            text += f" = {num(steps['p50'])} / {num(steps['p95'])} decode steps"
+        rows.append(["a superseded generation stops after", text, "≤ 1 step"])
+    p50_p95(
+        "cancel_request_stop_ms",
+        "a generation stopped by `$/cancelRequest` stops after",
+    )
+    busy = data.get("declined_while_busy_ms")
+    if has(busy, "p50", "p95"):
+        first = ""
+        if "answered_first" in busy:
+            first = f", {busy['answered_first']} of {busy['n']} before it"
+        rows.append(
+            [
+                "a request the policy declines, while another generation runs: round trip, "
+                "p50 / p95",
+                f"{ms(busy['p50'])} / {ms(busy['p95'])} ms{first}",
+                "",
+            ]
+        )
+    step = data.get("decode_step_ms")
+    if has(step, "p50"):
+        rows.append(["decode step (one forward pass), p50", f"{ms(step['p50'])} ms", ""])
+    tpp = data.get("tokens_per_forward_pass")
+    if has(tpp, "p50", "p95"):
+        rows.append(
+            [
+                "tokens per forward pass with prompt-lookup drafts, p50 / p95",
+                f"{num(tpp['p50'], 1)} / {num(tpp['p95'], 1)}",
+                "",
+            ]
+        )
+    if data.get("first_request_incl_load_s") is not None:
+        rows.append(
+            [
+                "first request including model load (converted cache present)",
+                f"{num(data['first_request_incl_load_s'], 1)} s",
+                "",
+            ]
+        )
+    missed = data.get("not_answered")
+    if isinstance(missed, list) and missed:
+        rows.append(
+            ["cases whose first request got no model answer", "; ".join(map(str, missed)), ""]
+        )
+    labels = {
+        "policy_decide_2000_lines": "completion policy on a 2,000-line file edited each time",
+        "is_complete_multi_line": "post-processor completeness check, growing multi-line text",
+        "prompt_render_2500_lines": "prompt template rendering, 2,500 lines",
+        "policy_decide_5mb": "completion policy on 5 MB documents",
+        "embedded_backend_construct": "constructing the embedded backend (no model read)",
+    }
+    for key, d in (data.get("components_ms") or {}).items():
+        if has(d, "p50", "p95"):
+            label = labels.get(key, key.replace("_", " "))
+            figure = f"{ms(d['p50'])} / {ms(d['p95'])} ms"
+            rows.append([f"in-process: {label}, p50 / p95", figure, ""])
+    return rows
+
+
+def render_latency(name: str, data: Data) -> str:
+    rows = latency_rows(data)
+    return meta(name, data) + "\n\n" + table(["figure", "result", "target"], rows)
+
+
+# -- decode -------------------------------------------------------------------------------
+
+DECODE_COLUMNS = [
+    ("prefill_768_ms", "prefill 768 tokens"),
+    ("decode_step_ms", "decode step"),
+    ("verify_9_ms", "9-token verify pass"),
+]
+FORMAT_NAMES = {"bfloat16": "bf16", "float32": "fp32", "float16": "fp16"}
+
+
+def decode_formats(data: Data) -> dict[str, Data]:
+    source = data.get("formats") if isinstance(data.get("formats"), dict) else data
+    return {
+        k: v
+        for k, v in source.items()
+        if isinstance(v, dict) and "decode_step_ms" in v and not k.endswith("_vs_bf16")
+    }
+
+
+def render_decode(name: str, data: Data) -> str:
+    formats = decode_formats(data)
+    cols = [c for c in DECODE_COLUMNS if any(c[0] in v for v in formats.values())]
+    rows = [
+        [FORMAT_NAMES.get(k, k)] + [f"{ms(v.get(c))} ms" if c in v else "–" for c, _ in cols]
+        for k, v in formats.items()
+    ]
+    ratio = data.get("int8_vs_bf16")
+    if isinstance(ratio, dict):
+        rows.append(["int8 ÷ bf16"] + [num(ratio.get(c)) for c, _ in cols])
+    weights = ", ".join(FORMAT_NAMES.get(k, k) for k in formats) + " (one row each)"
+    text = meta(name, data, weights if formats else None)
+    return text + "\n\n" + table(["weights"] + [label for _, label in cols], rows)
+
+
+# -- completion quality -------------------------------------------------------------------
+
+EVAL_KINDS = {
+    "single": "single-line (rest of the line)",
+    "multi": "multi-line (first line of the body)",
+}
+EVAL_COLUMNS = [
+    ("exact", "exact match"),
+    ("prefix", "suggestion is a prefix of the original"),
+    ("similarity", "similarity (difflib ratio)"),
+    ("empty", "empty"),
+]
+
+
+def render_eval(name: str, data: Data) -> str:
+    rows = [
+        [label, str(data[k].get("n", "?"))] + [num(data[k].get(c)) for c, _ in EVAL_COLUMNS]
+        for k, label in EVAL_KINDS.items()
+        if isinstance(data.get(k), dict)
+    ]
+    text = meta(name, data)
+    files = data.get("files")
+    if isinstance(files, list) and files:
+        held_out = ", ".join(str(f).removesuffix(".py") for f in files)
+        text += f" Held-out modules ({len(files)}): {held_out}."
+    header = ["kind", "n"] + [label for _, label in EVAL_COLUMNS]
+    return text + "\n\n" + table(header, rows)
+
+
+# -- anything else ------------------------------------------------------------------------
+
+META_KEYS = {"date", "machine", "model", "device", "dtype", "weights", "backend", "settings"}
+
+
+def leaves(value: Any, path: str = "") -> list[tuple[str, Any]]:
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, int | float):
+        return [(path, value)]
+    if isinstance(value, dict):
+        return [
+            leaf
+            for k, v in value.items()
+            if not (not path and k in META_KEYS)
+            for leaf in leaves(v, f"{path}.{k}" if path else str(k))
+        ]
+    return []  # lists (examples, per-case rows) are not figures
+
+
+def render_generic(name: str, data: Data) -> str:
+    rows = [[f"`{k}`", f"{v:g}" if isinstance(v, float) else str(v)] for k, v in leaves(data)]
+    return meta(name, data) + "\n\n" + table(["figure", "value"], rows)
+
+
+RENDERERS: dict[str, Callable[[str, Data], str]] = {
+    "latency": render_latency,
+    "decode": render_decode,
+    "eval-completion": render_eval,
+}
+TITLES = {
+    "latency": "Latency",
+    "decode": "Weight formats, decode",
+    "eval-completion": "Completion quality",
+    "documents": "Documents",
+}
+
+
+# -- the summary in the top-level README --------------------------------------------------
+
+
+def render_summary(results: dict[str, Data]) -> str:
+    lat = results.get("latency")
+    parts: list[str] = []
+    if lat is not None:
+        n = (lat.get("server_overhead_ms") or {}).get("n")
+        cases = f", {n} cases cut from standard-library modules" if n else ""
+        parts.append(
+            "`make bench-latency`: the real server over stdio" + cases + ". " + meta("latency", lat)
+        )
+        rows: list[list[str]] = []
+        over = lat.get("server_overhead_ms")
+        if has(over, "p95"):
+            rows.append(["server overhead excluding model time, p95", f"{ms(over['p95'])} ms"])
+        single, multi = lat.get("single_line_ms"), lat.get("multi_line_ms")
+        if has(single, "p50") and has(multi, "p50"):
+            rows.append(
+                [
+                    "single-line / multi-line end to end, p50",
+                    f"{ms(single['p50'])} ms / {ms(multi['p50'])} ms",
+                ]
+            )
+        head, adv, definition = edit_ratios(lat)
+        if has(head, "p50"):
+            rows.append(
+                [
+                    "request after typing the code's next character ÷ first request "
+                    f"({definition}), p50 (mean)",
+                    f"{num(head['p50'])} ({num(head.get('mean'))})",
+                ]
+            )
+        if has(head, "prefill_ratio") and has(head["prefill_ratio"], "p50"):
+            rows.append(
+                [
+                    "same, its prompt processing (prefill) ÷ the first request's, p50",
+                    num(head["prefill_ratio"]["p50"]),
+                ]
+            )
+        if has(adv, "p50"):
+            rows.append(
+                [
+                    "same after an arbitrary character (adversarial), p50 (mean)",
+                    f"{num(adv['p50'])} ({num(adv.get('mean'))})",
+                ]
+            )
+        ta = lat.get("typed_ahead")
+        if has(ta, "p95", "hits", "tries"):
+            rows.append(
+                [
+                    "typed-ahead hit, p95",
+                    f"{ms(ta['p95'])} ms ({ta['hits']} of {ta['tries']} hits)",
+                ]
+            )
+        bursts = lat.get("generations_per_burst")
+        if has(bursts, "max"):
+            rows.append(
+                [
+                    "generations started per burst of 10 keystrokes 40 ms apart",
+                    f"at most {bursts['max']}",
+                ]
+            )
+        stop, steps = lat.get("superseded_stop_ms"), lat.get("superseded_stop_decode_steps")
+        if has(stop, "p95"):
+            extra = f" ({num(steps['p95'])} decode steps)" if has(steps, "p95") else ""
+            rows.append(["superseded generation stops after, p95", f"{ms(stop['p95'])} ms{extra}"])
+        parts.append(table(["figure", "result"], rows))
+    ev = results.get("eval-completion")
+    if ev is not None:
+        sims = [
+            f"{kind} similarity {num(ev[kind].get('similarity'))}"
+            for kind in ("single", "multi")
+            if isinstance(ev.get(kind), dict) and "similarity" in ev[kind]
+        ]
+        if sims:
+            parts.append(
+                "`make eval-completion`: quality on held-out standard-library modules, "
+                + ", ".join(sims)
+                + ". "
+                + meta("eval-completion", ev)
+            )
+    dec = results.get("decode")
+    if dec is not None:
+        formats = decode_formats(dec)
+        bf16, int8 = formats.get("bfloat16"), formats.get("int8")
+        if has(bf16, "decode_step_ms") and has(int8, "decode_step_ms"):
+            speed = bf16["decode_step_ms"] / int8["decode_step_ms"]
+            text = (
+                f"`make bench-decode`: int8 weights decode {speed:.1f}× as fast as bf16 "
+                f"({ms(int8['decode_step_ms'])} vs {ms(bf16['decode_step_ms'])} ms a step)"
+            )
+            if has(bf16, "prefill_768_ms") and has(int8, "prefill_768_ms"):
+                text += f", prefill {int8['prefill_768_ms'] / bf16['prefill_768_ms']:.2f}× the time"
+            parts.append(text + ". " + meta("decode", dec))
+    if not parts:
+        return "No results files yet: run `make bench-latency`."
+    return "\n\n".join(parts)
+
+
+# -- files --------------------------------------------------------------------------------
+
+
+def load_results(folder: Path = RESULTS) -> dict[str, Data]:
+    """Every results file in ``folder``: the known ones first, in order, then the rest."""
+    found = {p.stem: p for p in sorted(folder.glob("*.json"))}
+    order = [k for k in KNOWN if k in found] + [k for k in found if k not in KNOWN]
+    out: dict[str, Data] = {}
+    for stem in order:
+        data = json.loads(found[stem].read_text(encoding="utf-8"))
+        if isinstance(data, dict):
+            out[stem] = data
+    return out
+
+
+def section(name: str, data: Data) -> str:
+    render = RENDERERS.get(name, render_generic)
+    title = TITLES.get(name, name.replace("-", " ").capitalize())
+    how = f" (`{MAKE[name]}`)" if name in MAKE else ""
+    return f"### {title}{how}\n\n{render(name, data)}"
+
+
+def render_block(name: str, results: dict[str, Data]) -> str:
+    if name == "summary":
+        return render_summary(results)
+    if name == "all":
+        return "\n\n".join(section(k, v) for k, v in results.items()) or "No results files yet."
+    if name in results:
+        return section(name, results[name])
+    return f"No `results/{name}.json` yet."
+
+
+def render_doc(text: str, results: dict[str, Data]) -> str:
+    """``text`` with every results block re-rendered from ``results``."""
+
+    def fill(m: re.Match[str]) -> str:
+        return f"{m.group(1)}{render_block(m.group(2), results)}\n{m.group(4)}"
+
+    return BLOCK.sub(fill, text)
+
+
+def stale(docs: list[Path] = DOCS, folder: Path = RESULTS) -> dict[Path, str]:
+    """Each doc whose results blocks differ from what the results files render -> its diff."""
+    results = load_results(folder)
+    out = {}
+    for doc in docs:
+        text = doc.read_text(encoding="utf-8")
+        new = render_doc(text, results)
+        if new != text:
+            out[doc] = "".join(
+                difflib.unified_diff(
+                    text.splitlines(keepends=True),
+                    new.splitlines(keepends=True),
+                    str(doc.relative_to(REPO) if doc.is_relative_to(REPO) else doc),
+                    "rendered from benchmarks/results",
+                )
+            )
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--check", action="store_true", help="only report stale docs (exit 1)")
+    args = ap.parse_args()
+    diffs = stale()
+    if args.check:
+        for diff in diffs.values():
+            print(diff)
+        if diffs:
+            print("docs are stale: run `make report`", file=sys.stderr)
+        return 1 if diffs else 0
+    results = load_results()
+    for doc in diffs:
+        doc.write_text(render_doc(doc.read_text(encoding="utf-8"), results), encoding="utf-8")
+        print(f"rewrote {doc.relative_to(REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

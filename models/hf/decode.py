@@ -1,0 +1,227 @@
+"""The decode loop, written by hand: one forward pass per step into a KV session.
+
+- *Prefill* feeds only the prompt tokens the session does not hold yet, in chunks.
+- *Cancellation* is checked before every step and, through a hook, before every decoder
+  layer, so a superseded request stops within a fraction of a forward pass even in the
+  middle of a prefill chunk; the half-updated layers are rolled back.
+- *Token healing* (:mod:`hone.models.hf.healing`) constrains the first tokens.
+- *Prompt-lookup drafts* (:mod:`hone.models.hf.drafting`, greedy only) are verified in one
+  forward pass; the rejected tail is cropped from the cache.
+
+Stop strings, early stop and the chunks the caller sees are :mod:`hone.models.streaming`'s.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from hone.models.backend import (
+    Cancelled,
+    CancelToken,
+    GenerationRequest,
+    GenerationStats,
+    ModelError,
+)
+from hone.models.hf.drafting import Drafter
+from hone.models.hf.healing import Healer
+from hone.models.hf.kv import KVSession
+from hone.models.hf.loading import Loaded
+from hone.models.hf.tokens import Tokens
+from hone.models.streaming import check_cancel
+
+
+class Decoder:
+    def __init__(
+        self,
+        loaded: Loaded,
+        tokens: Tokens,
+        healer: Healer,
+        *,
+        name: str,
+        prefill_chunk: int = 256,
+        speculate: bool = True,
+    ) -> None:
+        self.torch = loaded.torch
+        self.model = loaded.model
+        self.device = loaded.device
+        self.eos = loaded.eos
+        self.cache_kw = loaded.cache_kw
+        self.keep_kw = loaded.keep_kw
+        self.tokens = tokens
+        self.healer = healer
+        self.name = name
+        self.prefill_chunk = max(1, prefill_chunk)
+        self.speculate = speculate
+        # (cancel token, stats) of the generation running now: read by the per-layer hook.
+        self.active: tuple[CancelToken | None, GenerationStats] | None = None
+        self._hook_layers()
+
+    def _hook_layers(self) -> None:
+        inner = getattr(self.model, "model", None)
+        layers = getattr(inner, "layers", None) or getattr(self.model, "layers", None)
+        if layers is None:
+            return
+
+        def before_layer(module: Any, args: Any) -> None:
+            if self.active is not None:
+                check_cancel(*self.active)
+
+        for layer in layers:
+            layer.register_forward_pre_hook(before_layer)
+
+    # -- one sample --------------------------------------------------------------------
+
+    def steps(
+        self,
+        session: KVSession,
+        ids: list[int],
+        request: GenerationRequest,
+        stats: GenerationStats,
+        cancel: CancelToken | None,
+        *,
+        heal: bool,
+        generator: Any = None,
+    ) -> Iterator[str]:
+        """One decode step per ``next()``, yielding the visible text so far."""
+        healer, tokens = self.healer, self.tokens
+        healed, taken_back = "", 0
+        if heal:
+            ids, healed, taken_back = healer.heal(ids)
+        # Re-generating the taken-back tokens does not count against max_new_tokens.
+        budget = request.max_new_tokens + taken_back
+        ids = self.fit_context(ids, budget)
+        stats.prompt_tokens = len(ids)
+
+        history = list(session.ids) if self.speculate else []
+        started = time.perf_counter()
+        logits = self.prefill(session, ids, stats, cancel)
+        stats.prefill_s = time.perf_counter() - started
+
+        if request.max_new_tokens <= 0:  # prefill only: warms the cache for what follows
+            return
+        anchor = ids[-1:]
+        anchor_text = tokens.decode(anchor)
+        generated: list[int] = []
+        rest = healed  # text the generation must still start with
+        shown = ""
+        # Prompt-lookup drafts: continuations of the last few tokens found earlier in the
+        # session's previous tokens or in this prompt, verified in one forward pass.
+        # The previous request's tokens come last, so its suggestion wins a tie.
+        greedy = request.temperature <= 0
+        drafter = Drafter(ids + history) if self.speculate and greedy else None
+        started = time.perf_counter()
+        try:
+            while True:
+                token = self.pick(logits, rest, request.temperature, generator)
+                if token in self.eos:
+                    stats.stop_reason = "eos"
+                    break
+                new = [token]
+                if rest:
+                    rest = healer.consume(rest, token)
+                check_cancel(cancel, stats)
+                draft = []
+                if drafter is not None and not rest:
+                    tail = (ids[-drafter.n :] + generated + new)[-drafter.n :]
+                    draft = drafter.draft(tail, budget - len(generated) - 1, self.eos)
+                if draft:
+                    accepted, logits = self.verify(session, token, draft)
+                    stats.draft_tokens += len(draft)
+                    stats.accepted_tokens += accepted
+                    new += draft[:accepted]
+                else:
+                    logits = None  # computed lazily below, after the budget check
+                generated += new
+                if drafter is not None:
+                    drafter.push(new)
+                stats.generated_tokens = len(generated)
+                text = tokens.decode(anchor + generated)[len(anchor_text) + len(healed) :]
+                if rest or text.endswith("\ufffd"):  # still healing, or a partial character
+                    pass
+                elif text != shown:
+                    shown = text
+                    yield text
+                if len(generated) >= budget:
+                    stats.stop_reason = stats.stop_reason or "length"
+                    break
+                if logits is None:
+                    check_cancel(cancel, stats)
+                    logits = self.forward(session, [generated[-1]])
+        finally:
+            stats.decode_s = time.perf_counter() - started
+
+    # -- forward passes ------------------------------------------------------------------
+
+    def fit_context(self, ids: list[int], budget: int) -> list[int]:
+        limit = getattr(self.model.config, "max_position_embeddings", None)
+        if isinstance(limit, int) and len(ids) + budget > limit:
+            keep = max(1, limit - budget)
+            ids = ids[-keep:]
+        return ids
+
+    def new_cache(self) -> Any:
+        from transformers import DynamicCache
+
+        return DynamicCache(config=self.model.config)
+
+    def prefill(
+        self,
+        session: KVSession,
+        ids: list[int],
+        stats: GenerationStats,
+        cancel: CancelToken | None,
+    ) -> Any:
+        reuse = session.prepare(ids, self.new_cache)
+        stats.reused_tokens = reuse
+        tail = ids[reuse:]
+        logits = None
+        for start in range(0, len(tail), self.prefill_chunk):
+            check_cancel(cancel, stats)
+            logits = self.forward(session, tail[start : start + self.prefill_chunk])
+        return logits
+
+    def verify(self, session: KVSession, token: int, draft: list[int]) -> tuple[int, Any]:
+        """Feed ``token`` and ``draft`` at once; keep the draft's longest prefix the model
+        agrees with (greedy), drop the rest from the cache. Returns (accepted, next logits)."""
+        all_logits = self.forward(session, [token, *draft], keep=len(draft) + 1)
+        predicted = all_logits.argmax(-1).tolist()
+        accepted = 0
+        while accepted < len(draft) and predicted[accepted] == draft[accepted]:
+            accepted += 1
+        session.drop(len(draft) - accepted)
+        return accepted, all_logits[accepted]
+
+    def forward(self, session: KVSession, chunk: list[int], keep: int = 1) -> Any:
+        """Feed ``chunk``; the logits of its last token (of its last ``keep`` tokens)."""
+        torch = self.torch
+        kwargs = {self.cache_kw: session.cache, "use_cache": True}
+        if self.keep_kw:
+            kwargs["logits_to_keep"] = keep
+        try:
+            with torch.inference_mode():
+                input_ids = torch.tensor([chunk], dtype=torch.long, device=self.device)
+                out = self.model(input_ids=input_ids, **kwargs)
+                logits = out.logits[0, -1].float() if keep == 1 else out.logits[0, -keep:].float()
+        except Cancelled:
+            session.rollback()
+            raise
+        except Exception as exc:
+            session.reset()  # the cache may hold part of this chunk: start clean next time
+            raise ModelError(f"{self.name}: forward pass failed: {exc}") from exc
+        session.ids.extend(chunk)
+        return logits
+
+    def pick(self, logits: Any, rest: str, temperature: float, generator: Any = None) -> int:
+        torch = self.torch
+        if rest:
+            allowed = [i for i in self.healer.allowed(rest) if i < logits.shape[-1]]
+            if allowed:
+                mask = torch.full_like(logits, float("-inf"))
+                mask[allowed] = 0.0
+                logits = logits + mask
+        if temperature > 0:
+            probs = torch.softmax(logits / temperature, dim=-1)
+            return int(torch.multinomial(probs, 1, generator=generator).item())
+        return int(torch.argmax(logits).item())

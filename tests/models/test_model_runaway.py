@@ -1,0 +1,152 @@
+"""Runaway suggestions, with the real embedded model.
+
+Repetition loops (``return True, False, False, ...``, ``f.f_back.f_back...``) stop
+generation early and are not shown; a multi-line suggestion stays under ``maxLines``;
+a suggestion stays under its token cap, with token healing and with speculative drafts;
+indentation the user typed is not doubled.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hone.agent.completion.engine import CompletionEngine, CompletionRequest
+from hone.agent.completion.policy import Mode
+from hone.agent.completion.postprocess import postprocess
+from hone.models.backend import GenerationRequest
+
+pytestmark = pytest.mark.model
+
+# Prompts on which the embedded model loops inside a line (seen with int8 weights on CPU).
+LOOPING = [
+    ("flags", "def flags(stream):\n    if not stream:\n        return True, False, False, ", "\n"),
+    (
+        "walk",
+        "def walk_stack(f):\n    while f is not None:\n        yield f.f_back.f_back.f_back",
+        "\n",
+    ),
+    (
+        "types",
+        "class Checker:\n    def __init__(self, types):\n        self.types = types\n\n"
+        "    def check(self, param, t):\n        return self.types[param] + t.type_value_value",
+        "\n",
+    ),
+]
+
+
+def complete(engine: CompletionEngine, name: str, prefix: str, suffix: str):
+    engine.backend.reset_cache()
+    engine.cache = type(engine.cache)()
+    req = CompletionRequest(name, prefix + suffix, len(prefix), f"{name}.py", "python")
+    return engine.complete(req)
+
+
+@pytest.mark.parametrize("name,prefix,suffix", LOOPING, ids=[c[0] for c in LOOPING])
+def test_a_loop_inside_a_line_stops_early_and_is_not_shown(embedded, name, prefix, suffix):
+    engine = CompletionEngine(embedded)
+    result = complete(engine, name, prefix, suffix)
+    raw = result.stats["raw"]
+    # the model did loop: the line it wrote repeats one unit over and over
+    assert raw.strip() and raw.count(raw.strip()[:6]) >= 3, raw
+    assert result.items == []
+    assert result.stats["stop_reason"] == "early", result.stats
+    assert result.stats["generated_tokens"] < engine.options.max_new_tokens_single
+
+
+def test_multi_line_suggestion_stays_under_the_line_cap(embedded):
+    """The model writes a long body; with maxLines 2 the suggestion has two lines and
+    generation stops as soon as the third is written."""
+    engine = CompletionEngine(embedded)
+    engine.options.max_lines = 2
+    prefix = (
+        "class Point:\n    def __init__(self, x, y):\n        self.x = x\n        self.y = y\n"
+        "\n\nclass Color:\n    def __init__(self, red, green, blue, alpha):\n        "
+    )
+    result = complete(engine, "c", prefix, "\n")
+    assert result.mode == Mode.MULTI.value
+    first, *rest = result.stats["raw"].split("\n")
+    body = [first, *(line for line in rest if line.startswith("        ") and line.strip())]
+    assert len(body) >= 3, result.stats["raw"]  # the model wrote more lines than the cap
+    (item,) = result.items
+    assert len(item.split("\n")) == 2, item
+    assert result.stats["stop_reason"] == "early"
+    assert result.stats["generated_tokens"] < engine.options.max_new_tokens_multi
+
+
+def test_typed_indentation_is_not_doubled(embedded):
+    """In a real editor the user typed the body's indentation after the header and the
+    cursor is at its end: the suggestion starts with code, and the model's lines keep
+    the body's indentation."""
+    engine = CompletionEngine(embedded)
+    header = "class Checker:\n    def __init__(self, types):\n        self.types = types\n\n"
+    for signature in ("check(self, param)", "lookup(self, param, default=None)"):
+        prefix = f"{header}    def {signature}:\n        "
+        result = complete(engine, signature, prefix, "\n\n    def other(self):\n        pass\n")
+        assert result.items, result.stats
+        first, *rest = result.items[0].split("\n")
+        assert first.strip() and not first[0].isspace(), result.items
+        assert all(not line.strip() or line.startswith("        ") for line in rest)
+
+
+def chunks(backend, prompt: str, cap: int) -> tuple[list[str], object]:
+    generation = backend.generate(GenerationRequest(prompt=prompt, max_new_tokens=cap))
+    return list(generation), generation.stats
+
+
+# Prompts whose last token is taken back by token healing: a bracket, a word, a line
+# break with the indentation after a block header.
+HEALED = [
+    "def f(a, b):\n    return (",
+    "def g():\n    return True, False",
+    "class A:\n    def f(self, param):\n        ",
+    'print("hello',
+]
+
+
+@pytest.fixture(scope="module")
+def no_drafts(embedded_fp32):
+    """fp32 weights without speculative drafts: one token per decode step."""
+    from hone.models.transformers_backend import TransformersBackend
+
+    backend = TransformersBackend(embedded_fp32.path, dtype="float32", threads=2, speculate=False)
+    backend.load()
+    return backend
+
+
+@pytest.mark.parametrize("cap", [1, 3, 8])
+@pytest.mark.parametrize("prompt", HEALED)
+def test_token_cap_holds_with_healing_and_drafts(embedded_fp32, no_drafts, prompt, cap):
+    """Without drafts every decode step shows one more token: no more chunks than the
+    cap. With drafts (fp32: the same greedy tokens) the text is the same."""
+    plain, stats = chunks(no_drafts, prompt, cap)
+    assert len(plain) <= cap, plain  # (healing may take more steps than it took back)
+    drafted, _ = chunks(embedded_fp32, prompt, cap)
+    assert "".join(drafted) == "".join(plain)
+
+
+def test_drafts_are_used_and_stay_under_the_cap(embedded_fp32, no_drafts):
+    """A repetitive prompt: drafts are accepted, and the text is still the cap's."""
+    prompt = "".join(f"    result.append(item_{i})\n" for i in range(12)) + "    result.append("
+    plain, _ = chunks(no_drafts, prompt, 12)
+    drafted, stats = chunks(embedded_fp32, prompt, 12)
+    assert stats.accepted_tokens > 0
+    assert "".join(drafted) == "".join(plain) and len(plain) <= 12
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="models/hf/decode.py: the decode budget is max_new_tokens + the taken-back "
+    "tokens, but when the last healing token also carries new text (' =', ' ' taken back, "
+    "' =' and ' [' re-generated) one more new token than the cap gets through",
+)
+@pytest.mark.parametrize("cap", [1, 3, 8])
+def test_token_cap_holds_when_healing_merges_whitespace(no_drafts, cap):
+    plain, _ = chunks(no_drafts, "x = [1, 2, 3]\ny = ", cap)
+    assert len(plain) <= cap, plain
+
+
+def test_postprocess_cuts_what_the_model_really_wrote(embedded):
+    """The plain model, no early stop, on a looping prompt: post-processing alone cuts it."""
+    prefix, suffix = LOOPING[0][1], LOOPING[0][2]
+    raw = "".join(embedded.generate(GenerationRequest(prompt=prefix, max_new_tokens=32)))
+    assert raw.count("False") >= 6, raw
+    assert postprocess(raw, prefix=prefix, suffix=suffix, mode=Mode.SINGLE, language="python") == ""
