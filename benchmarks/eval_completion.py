@@ -471,6 +471,7 @@ def main() -> int:
         "machine": machine(),
         "device": facts.get("device", ""),
         "weights": facts.get("dtype", args.dtype),
+        "threads": facts.get("threads", ""),
         "model": facts.get("model", args.model or "embedded"),
         "options": {
             "context_tokens": engine.options.context_tokens,
@@ -499,6 +500,8 @@ def main() -> int:
                 f"[{split} {i + 1}/{total}] {row['kind']:6} {row['site']}: {scores}",
                 file=sys.stderr,
             )
+            if args.baseline_cache:  # kept as it grows: an interrupted run loses nothing
+                args.baseline_cache.write_text(json.dumps(stored, indent=1) + "\n")
 
         rows = evaluate(engine, sites, systems, cache, log)
         if args.baseline_cache:

@@ -14,26 +14,11 @@ from hone.models.backend import GenerationRequest, Snippet
 from hone.models.hf.kv import KVSessions
 from hone.models.transformers_backend import TransformersBackend
 
+from tests.models.test_model_embedded import SNIPPET
+
 pytestmark = pytest.mark.model
 
-DOC_A = textwrap.dedent(
-    '''\
-    import json
-    import os
-
-
-    def load_settings(path):
-        """Read a JSON settings file, returning {} when it does not exist."""
-        if not os.path.exists(path):
-            return {}
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-
-
-    def save_settings(path, settings):
-        """Write settings to path as indented JSON."""
-        with open(path, '''
-)
+DOC_A = SNIPPET + "    with open(path, "  # a real stdlib-style module, cut mid-call
 DOC_B = textwrap.dedent(
     '''\
     class Stack:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import time
 from pathlib import Path
 
 import pytest
@@ -17,9 +16,7 @@ from hone.models.transformers_backend import TransformersBackend
 @pytest.mark.parametrize("spec", [None, "", "embedded", "  embedded "])
 def test_embedded_is_constructed_at_once_without_converting(spec, tmp_path, monkeypatch):
     monkeypatch.setenv("HONE_CACHE_DIR", str(tmp_path))
-    start = time.perf_counter()
-    backend = load_backend(spec)
-    assert time.perf_counter() - start < 1.0
+    backend = load_backend(spec)  # (its time: bench_latency's components_ms)
     assert isinstance(backend, TransformersBackend)
     assert isinstance(backend, ModelBackend)
     assert "SmolLM2" in backend.name
