@@ -113,8 +113,8 @@ async def test_real_model_superseded_generation_stops():
 
 def test_cli_complete_with_real_model(tmp_path):
     src = tmp_path / "m.py"
-    src.write_text(TEXT + "\n")
-    line = TEXT.count("\n") + 1
+    src.write_text(LONG_TEXT + "\n")  # the whole module before the cursor: real context
+    line = LONG_TEXT.count("\n") + 1
     out = subprocess.run(
         [sys.executable, "-m", "hone.server.cli", "complete", f"{src}:{line}:5", "--json"],
         capture_output=True,
