@@ -30,7 +30,7 @@ length, after trimming trailing whitespace and trailing blank lines), with the m
 95% bootstrap confidence intervals and the paired per-site difference engine - baseline.
 
     python benchmarks/eval_completion.py [--split dev|heldout|all] [--baseline]
-        [--dtype auto|int8|bf16|fp32] [--multi 60] [--single 40] [--out FILE]
+        [--dtype auto|int8|bf16|fp32] [--multi 60] [--single 20] [--out FILE]
 """
 
 from __future__ import annotations
@@ -442,7 +442,7 @@ def main() -> int:
     ap.add_argument("--split", choices=["dev", "heldout", "all"], default="all")
     ap.add_argument("--baseline", action="store_true", help="also run the plain baseline")
     ap.add_argument("--multi", type=int, default=60, help="multi-line sites per split")
-    ap.add_argument("--single", type=int, default=40, help="single-line sites per split")
+    ap.add_argument("--single", type=int, default=20, help="single-line sites per split")
     ap.add_argument(
         "--sources",
         type=Path,
