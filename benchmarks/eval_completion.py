@@ -59,6 +59,8 @@ from hone.models.backend import GenerationRequest, ModelBackend  # noqa: E402
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
 SEED = 2026
+# where the PyPI sdists are downloaded: outside the repository
+SOURCES = Path(os.environ.get("HONE_EVAL_SOURCES", "/tmp/hone-eval-src"))
 BOOTSTRAP = 2000
 MAX_BODY_LINES = 12  # the engine's default maxLines
 MAX_BODY_TOKENS = 80  # under the multi-line token cap (96), with room to spare
@@ -446,7 +448,7 @@ def main() -> int:
     ap.add_argument(
         "--sources",
         type=Path,
-        default=Path(os.environ.get("HONE_EVAL_SOURCES", "/tmp/hone-eval-src")),
+        default=SOURCES,
         help="where the PyPI sdists are downloaded (outside the repository)",
     )
     ap.add_argument(

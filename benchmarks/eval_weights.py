@@ -148,11 +148,7 @@ def main() -> int:
     r.add_argument("--shard", default="0/1")
     r.add_argument("--multi", type=int, default=150, help="multi-line sites per split")
     r.add_argument("--single", type=int, default=150, help="single-line sites per split")
-    r.add_argument(
-        "--sources",
-        type=Path,
-        default=Path(os.environ.get("HONE_EVAL_SOURCES", "/tmp/hone-eval-src")),
-    )
+    r.add_argument("--sources", type=Path, default=ec.SOURCES)
     r.add_argument("--out", type=Path, required=True)
     m = sub.add_parser("merge")
     m.add_argument("--a", required=True, help="glob of the first format's shard files")

@@ -159,6 +159,20 @@ def edit_ratios(data: Data) -> tuple[Data, Data, str]:
     return data.get("next_char_ratio") or {}, old, legacy
 
 
+def prefill_row(ratio: dict) -> list[list[str]]:
+    """The row under a one-character-edit ratio: its prompt processing (prefill) share."""
+    if not (has(ratio, "prefill_ratio") and has(ratio["prefill_ratio"], "p50")):
+        return []
+    pre = ratio["prefill_ratio"]
+    return [
+        [
+            "same, its prompt processing (prefill) ÷ the first request's: p50 / p95",
+            f"{num(pre['p50'])} / {num(pre.get('p95'))}",
+            "",
+        ]
+    ]
+
+
 def latency_rows(data: Data) -> list[list[str]]:
     rows: list[list[str]] = []
 
@@ -186,15 +200,7 @@ def latency_rows(data: Data) -> list[list[str]]:
                 "p50 ≤ 0.30",
             ]
         )
-    if has(head, "prefill_ratio") and has(head["prefill_ratio"], "p50"):
-        pre = head["prefill_ratio"]
-        rows.append(
-            [
-                "same, its prompt processing (prefill) ÷ the first request's: p50 / p95",
-                f"{num(pre['p50'])} / {num(pre.get('p95'))}",
-                "",
-            ]
-        )
+    rows += prefill_row(head)
     if has(adv, "p50"):
         rows.append(
             [
@@ -204,15 +210,7 @@ def latency_rows(data: Data) -> list[list[str]]:
                 "",
             ]
         )
-    if has(adv, "prefill_ratio") and has(adv["prefill_ratio"], "p50"):
-        pre = adv["prefill_ratio"]
-        rows.append(
-            [
-                "same, its prompt processing (prefill) ÷ the first request's: p50 / p95",
-                f"{num(pre['p50'])} / {num(pre.get('p95'))}",
-                "",
-            ]
-        )
+    rows += prefill_row(adv)
     reuse = next(
         (v["prompt_reuse"] for v in (head, adv) if has(v, "prompt_reuse")),
         None,
