@@ -194,7 +194,13 @@ class CompletionEngine:
 
         t2 = time.perf_counter()
         body = postprocess(
-            raw, prefix=prefix, suffix=suffix, mode=mode, language=language, max_lines=max_lines
+            raw,
+            prefix=prefix,
+            suffix=suffix,
+            mode=mode,
+            language=language,
+            max_lines=max_lines,
+            truncated=stats.stop_reason == "length",
         )
         timings["post_ms"] = _ms(t2)
         items: list[str] = []

@@ -83,10 +83,13 @@ def postprocess(
     mode: Mode,
     language: str,
     max_lines: int | None = None,
+    truncated: bool = False,
 ) -> str:
     """The text to insert at the cursor for raw model output ``completion`` ("" for none).
 
     ``max_lines`` caps a MULTI suggestion's lines (None: no cap; see :func:`_line_cap`).
+    ``truncated``: generation stopped at its token cap, so a MULTI completion's last
+    line is unfinished and is not shown (nor a block header it would leave bare).
     """
     try:
         mode = Mode(mode)
@@ -97,7 +100,7 @@ def postprocess(
         if mode is Mode.SINGLE:
             text = _single(text, ctx)
         else:
-            text = _multi(text, ctx, _cap(max_lines))
+            text = _multi(text, ctx, _cap(max_lines), truncated=truncated)
         return _finish(text)
     except Exception:  # a bug here must not surface in the editor
         return ""
@@ -363,7 +366,9 @@ def _prepare(text: str, ctx: _Context) -> tuple[list[str], int | None, list[bool
     return lines, base, continuation
 
 
-def _multi(text: str, ctx: _Context, max_lines: int | None = None) -> str:
+def _multi(
+    text: str, ctx: _Context, max_lines: int | None = None, *, truncated: bool = False
+) -> str:
     lines, base, continuation = _prepare(text, ctx)
     kept = [lines[0]]
     for i in range(1, len(lines)):
@@ -380,6 +385,8 @@ def _multi(text: str, ctx: _Context, max_lines: int | None = None) -> str:
 
     kept = kept[: _suffix_cut(kept, ctx, final=True)]
     whole = len(kept)
+    if truncated and len(kept) == len(lines):
+        kept.pop()  # the line the token cap cut off (often a loop under the loop rules)
     kept = kept[: _repeat_cut(kept, ctx, partial_last=len(kept) == len(lines))]
     kept = kept[: _line_cap(kept, continuation, ctx, max_lines)]
     while len(kept) < whole and kept and (not kept[-1].strip() or _opens_block(kept[-1], ctx)):
@@ -576,6 +583,9 @@ _MAX_PERIOD = 16  # tokens in a repeated unit
 _SHORT_UNIT_COPIES = 6  # copies in a row of a unit of up to 5 tokens
 _LONG_UNIT_COPIES = 5  # ... of a unit of 6 tokens or more
 _CONSTANT_UNIT_COPIES = 9  # ... of a unit whose only words are constants (False, None)
+_OPERATOR_UNIT_COPIES = 10  # ... of a unit with an operator and no word (exact tokens)
+_OPERATORS = frozenset("+-*/%|&^<>=")
+_PUNCTUATION = frozenset(",;:.()[]{}#")
 _CONSTANTS = frozenset({"True", "False", "None", "true", "false", "null", "nil", "undefined"})
 
 
@@ -587,7 +597,8 @@ def _degenerate(line: str, *, partial: bool = False) -> bool:
     or a word made of one piece repeated 4 times (``type_value_value_value_value``,
     ``type_of_self_type_of_self_...``).
 
-    Units without a word (``0, 0, 0``, ``\\x00\\x00``, ``-----``) never count. On the
+    Units without a word count only with an operator and 10 exact copies
+    (:func:`_operator_loop`); ``0, 0, 0``, ``\\x00\\x00``, ``-----`` never do. On the
     standard library's code outside tests no line reaches these counts; the most are
     5 copies of a short unit (hashlib's ``sha1(), sha224(), sha256(), ...``) and 4 of
     a longer one (``t11=None, t12=None, ...``) (``tests/unit/test_postprocess.py``).
@@ -608,6 +619,8 @@ def _degenerate_cached(line: str, partial: bool) -> bool:
         return True  # (a loop inside the word being written only grows)
     if partial and tokens and (tokens[-1][:1].isalnum() or tokens[-1][:1] == "_"):
         tokens.pop()
+    if _operator_loop(tokens):
+        return True
     counts = Counter(_DIGITS.sub("0", w) for w in words)
     if not counts or max(counts.values()) < _LONG_UNIT_COPIES:
         return False  # a repeated unit holds a word that appears as often as the unit
@@ -624,6 +637,25 @@ def _degenerate_cached(line: str, partial: bool) -> bool:
             elif (run := run + 1) >= need * period:
                 unit = kind[j - period + 1 : j + 1]
                 if 1 in unit or (2 in unit and run >= (_CONSTANT_UNIT_COPIES - 1) * period):
+                    return True
+    return False
+
+
+def _operator_loop(tokens: list[str]) -> bool:
+    """A unit without a word but with an operator, the same tokens back to back
+    ``_OPERATOR_UNIT_COPIES`` times: ``+ "\\n" + "\\n" + ...``. (Tables of numbers,
+    ``1, 1, 1, ...``, and rules, ``-----``, ``+---+---+``, are real code.)"""
+    n = len(tokens)
+    for period in range(2, min(_MAX_PERIOD, n // _OPERATOR_UNIT_COPIES) + 1):
+        run = 0
+        for j in range(period, n):
+            if tokens[j] != tokens[j - period]:
+                run = 0
+            elif (run := run + 1) >= (_OPERATOR_UNIT_COPIES - 1) * period:
+                unit = tokens[j - period + 1 : j + 1]
+                if any(t in _OPERATORS for t in unit) and any(
+                    t not in _OPERATORS and t not in _PUNCTUATION for t in unit
+                ):
                     return True
     return False
 

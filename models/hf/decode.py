@@ -89,9 +89,10 @@ class Decoder:
         healed, taken_back = "", 0
         if heal:
             ids, healed, taken_back = healer.heal(ids)
-        # Re-generating the taken-back tokens does not count against max_new_tokens.
-        budget = request.max_new_tokens + taken_back
-        ids = self.fit_context(ids, budget)
+        # Tokens that only re-produce the taken-back text do not count against
+        # max_new_tokens; the one that completes it and carries new text does.
+        cap = request.max_new_tokens
+        ids = self.fit_context(ids, cap + taken_back)
         stats.prompt_tokens = len(ids)
 
         history = list(session.ids) if self.speculate else []
@@ -104,6 +105,7 @@ class Decoder:
         anchor = ids[-1:]
         anchor_text = tokens.decode(anchor)
         generated: list[int] = []
+        inside = 0  # generated tokens wholly inside the healed text
         rest = healed  # text the generation must still start with
         shown = ""
         # Prompt-lookup drafts: continuations of the last few tokens found earlier in the
@@ -120,12 +122,14 @@ class Decoder:
                     break
                 new = [token]
                 if rest:
+                    inside += healer.within(rest, token)
                     rest = healer.consume(rest, token)
                 check_cancel(cancel, stats)
                 draft = []
                 if drafter is not None and not rest:
                     tail = (ids[-drafter.n :] + generated + new)[-drafter.n :]
-                    draft = drafter.draft(tail, budget - len(generated) - 1, self.eos)
+                    room = cap - (len(generated) + 1 - inside)
+                    draft = drafter.draft(tail, room, self.eos) if room > 0 else []
                 if draft:
                     accepted, logits = self.verify(session, token, draft)
                     stats.draft_tokens += len(draft)
@@ -143,7 +147,7 @@ class Decoder:
                 elif text != shown:
                     shown = text
                     yield text
-                if len(generated) >= budget:
+                if len(generated) - inside >= cap:
                     stats.stop_reason = stats.stop_reason or "length"
                     break
                 if logits is None:

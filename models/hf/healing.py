@@ -32,10 +32,18 @@ class Healer:
         self._special = frozenset(special)
 
     def allowed(self, rest: str) -> list[int]:
-        """Tokens whose text starts with ``rest`` or is a non-empty prefix of it."""
+        """Tokens whose text starts with ``rest`` or is a non-empty prefix of it.
+
+        When ``rest`` ends in spaces or tabs (indentation the user typed), a token that
+        goes on with more of them is not allowed: the healed text would indent deeper
+        than the user did.
+        """
         lo = bisect.bisect_left(self._sorted, rest)
         hi = bisect.bisect_left(self._sorted, rest + "\U0010ffff", lo)
         ids = self._sorted_ids[lo:hi]
+        if rest[-1:] in (" ", "\t"):
+            n = len(rest)
+            ids = [i for i in ids if self.text[i][n : n + 1] not in (" ", "\t")]
         for n in range(1, len(rest)):
             ids = ids + self._exact.get(rest[:n], [])
         return ids
@@ -60,6 +68,10 @@ class Healer:
             return ids, "", 0
         removed = "".join(self.text[t] for t in ids[-back:])
         return ids[:-back], removed, back
+
+    def within(self, rest: str, token: int) -> bool:
+        """Whether ``token`` lies wholly inside the healed text ``rest`` (no new text)."""
+        return len(self.text[token]) <= len(rest)
 
     def consume(self, rest: str, token: int) -> str:
         """What is left of the healed text ``rest`` after ``token`` was generated."""

@@ -260,8 +260,11 @@ def test_generation_from_a_worker_thread(embedded: TransformersBackend):
 def test_healing_candidates_from_the_real_vocabulary(embedded: TransformersBackend):
     vocab = embedded.healer
     allowed = {vocab.text[i] for i in vocab.allowed("\n    ")}
-    assert {"\n", "\n ", "\n   ", "\n    ", "\n     "} <= allowed
+    assert {"\n", "\n ", "\n   ", "\n    "} <= allowed
     assert all(t.startswith("\n    ") or "\n    ".startswith(t) for t in allowed)
+    # typed indentation is not deepened by the healed token
+    assert not any(t.startswith("\n     ") for t in allowed), sorted(allowed)
+    assert not any(t.startswith("\n    \t") for t in allowed)
     assert "" not in allowed and "<|endoftext|>" not in allowed
     ids = embedded.tokens.encode("def f():\n    ", special=True)
     kept, removed, n = vocab.heal(ids)

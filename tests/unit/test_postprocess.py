@@ -31,6 +31,7 @@ def run(raw: str, case: dict[str, Any]) -> str:
         mode=Mode(case["mode"]),
         language=case.get("language", "python"),
         max_lines=case.get("max_lines"),
+        truncated=case.get("truncated", False),
     )
 
 
@@ -74,6 +75,7 @@ def test_golden(path: Path) -> None:
     assert set(case) <= {"description", "mode", "prefix", "suffix", "raw", "expected"} | {
         "language",
         "max_lines",
+        "truncated",
     }
     assert run(case["raw"], case) == case["expected"]
     assert_early_stop_is_safe(case, case["expected"])
