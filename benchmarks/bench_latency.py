@@ -287,6 +287,65 @@ def components(repeat: int = 400) -> dict[str, list[float]]:
     return out
 
 
+def context_edits(singles: list[Case], multis: list[Case], model: str | None) -> dict:
+    """The one-character-edit ratio with context snippets in the prompt, in-process (the
+    server gets snippets once retrieval lands): the completion engine on the model the
+    server runs, each case twice, without and with two snippets from another file (the
+    definitions nearest the top of the next module in FILES, up to retrievalTokens).
+    Per case: a first request from an empty KV cache, then the original code's next
+    character typed and a second request; ratio = its time ÷ the first's model time."""
+    from hone.agent.completion.engine import CompletionEngine, CompletionRequest
+    from hone.models.backend import Snippet
+    from hone.models.registry import load_backend
+
+    backend = load_backend(model or "embedded")
+    backend.load()
+    engine = CompletionEngine(backend)
+    out: dict = {v: {"ratio": [], "prefill_ratio": [], "reuse": []} for v in ("none", "snippets")}
+    out["snippet_tokens"] = []
+    for n, case in enumerate(singles + multis):
+        other = FILES[(FILES.index(case.name.split(":")[0]) + 1) % len(FILES)]
+        source = (STDLIB / other).read_text(encoding="utf-8")
+        defs = [i for i in range(len(source)) if source.startswith("\ndef ", i)][:3]
+        pieces = [source[a + 1 : b] for a, b in zip(defs, defs[1:], strict=False)]
+        snippets = tuple(Snippet(other, piece) for piece in pieces[:2])
+        lines = case.text.split("\n")
+        line = lines[case.line]
+        col = len(line.encode("utf-16-le")[: case.character * 2].decode("utf-16-le"))
+        offset = sum(len(x) + 1 for x in lines[: case.line]) + col
+        nxt = case.next_text[:1]
+        if not nxt or nxt == "\n":
+            continue
+        edited = case.text[:offset] + nxt + case.text[offset:]
+        for variant, ctx in (("none", ()), ("snippets", snippets)):
+            backend.reset_cache()
+            engine.cache = type(engine.cache)()
+            key = f"bench/{n}.py"
+            first = engine.complete(
+                CompletionRequest(key, case.text, offset, key, "python", snippets=ctx)
+            )
+            if first.mode not in ("single", "multi") or not first.items:
+                continue
+            if first.items[0].startswith(nxt):
+                continue  # a typed-ahead hit, not a model call
+            if variant == "snippets":
+                out["snippet_tokens"].append(first.stats.get("snippet_tokens", 0))
+            t0 = time.perf_counter()
+            second = engine.complete(
+                CompletionRequest(key, edited, offset + 1, key, "python", snippets=ctx)
+            )
+            took = (time.perf_counter() - t0) * 1000
+            if second.mode not in ("single", "multi"):
+                continue
+            out[variant]["ratio"].append(took / first.timings["model_ms"])
+            a, b = first.stats, second.stats
+            if a.get("prefill_ms"):
+                out[variant]["prefill_ratio"].append(b["prefill_ms"] / a["prefill_ms"])
+            if b.get("prompt_tokens"):
+                out[variant]["reuse"].append(b["reused_tokens"] / b["prompt_tokens"])
+    return out
+
+
 async def run(args: argparse.Namespace) -> dict:
     singles, multis = build_cases(args.cases)
     res: dict = {
@@ -455,6 +514,7 @@ async def run(args: argparse.Namespace) -> dict:
     await client.shutdown_async(None)
     client.exit(None)
     await client.stop()
+    res["context_edits"] = context_edits(singles, multis, args.model)
     return res
 
 
@@ -513,6 +573,21 @@ def summarise(res: dict, args: argparse.Namespace) -> dict:
         # the headline: the original code's next character, p50
         "one_char_edit_ratio": ratio("next", res),
         "one_char_edit_ratio_adversarial": ratio("adversarial", res),
+        # in-process, the same cases without and with context snippets in the prompt
+        "one_char_edit_ratio_context": {
+            "definition": "the new request's engine time ÷ the first request's model time "
+            "(in-process: the server has no snippet source until retrieval lands)",
+            "typed": TYPED["next"],
+            "snippet_tokens": p(res["context_edits"]["snippet_tokens"], 0),
+            **{
+                variant: {
+                    **p(res["context_edits"][variant]["ratio"]),
+                    "prefill_ratio": p(res["context_edits"][variant]["prefill_ratio"]),
+                    "prompt_reuse": p(res["context_edits"][variant]["reuse"]),
+                }
+                for variant in ("none", "snippets")
+            },
+        },
         "typed_ahead": {
             "hits": res["typed_ahead_hits"],
             "tries": tries,

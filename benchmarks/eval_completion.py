@@ -41,6 +41,7 @@ import dataclasses
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 import sysconfig
@@ -340,6 +341,18 @@ def levenshtein(a: str, b: str) -> int:
     return previous[-1]
 
 
+# A loop, judged apart from the engine's own detectors: a piece of 6 or more characters
+# repeated 4 times in a row (whitespace collapsed), or a line 3 times in a row.
+_PIECE_LOOP = re.compile(r"(.{6,}?)\1{3,}")
+
+
+def loops(text: str) -> bool:
+    lines = [line.strip() for line in text.split("\n")]
+    if any(a and a == b == c for a, b, c in zip(lines, lines[1:], lines[2:], strict=False)):
+        return True
+    return bool(_PIECE_LOOP.search(" ".join(" ".join(lines).split())))
+
+
 def score(suggestion: str, want: str) -> dict[str, float]:
     s, w = normalise(suggestion), normalise(want)
     longest = max(len(s), len(w))
@@ -348,6 +361,7 @@ def score(suggestion: str, want: str) -> dict[str, float]:
         "es": 1.0 - levenshtein(s, w) / longest if longest else 1.0,
         "empty": float(not s.strip()),
         "lines": float(len(s.split("\n")) if s else 0),
+        "loops": float(loops(s)),
     }
 
 
@@ -372,8 +386,11 @@ def summarise(rows: list[dict], systems: list[str]) -> dict:
             block[metric] = round(sum(values) / len(values), 3)
             block[f"{metric}_ci95"] = bootstrap(values, rng)
         block["empty"] = round(sum(r[system]["empty"] for r in rows) / len(rows), 3)
+        # suggestions holding a repetition loop (see loops()); the originals' rate below
+        block["loops"] = round(sum(r[system].get("loops", 0.0) for r in rows) / len(rows), 3)
         block["mean_lines"] = round(sum(r[system]["lines"] for r in rows) / len(rows), 2)
         out[system] = block
+    out["original_loops"] = round(sum(loops(normalise(r["want"])) for r in rows) / len(rows), 3)
     if len(systems) == 2:
         for metric in ("exact", "es"):
             diffs = [r["engine"][metric] - r["baseline"][metric] for r in rows]

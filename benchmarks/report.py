@@ -218,6 +218,27 @@ def latency_rows(data: Data) -> list[list[str]]:
     if has(reuse, "p50"):
         rows.append(["prompt tokens reused after the edit, p50", pct(reuse["p50"]), ""])
 
+    ctx = data.get("one_char_edit_ratio_context")
+    if has(ctx, "none", "snippets") and has(ctx["snippets"], "p50"):
+        tokens = ctx.get("snippet_tokens") or {}
+        for variant, label in (("none", "without"), ("snippets", "with")):
+            v = ctx[variant]
+            reuse = v.get("prompt_reuse") or {}
+            extra = (
+                f", {num(tokens.get('p50'), 0)} snippet tokens (p50)"
+                if variant == "snippets" and has(tokens, "p50")
+                else ""
+            )
+            rows.append(
+                [
+                    f"one-character edit {label} context snippets in the prompt "
+                    f"(in-process engine, {v.get('n', '?')} cases{extra}): p50 / p95; "
+                    "prompt tokens reused p50",
+                    f"{num(v['p50'])} / {num(v.get('p95'))}; {pct(reuse.get('p50'))}",
+                    "p50 ≤ 0.30" if variant == "snippets" else "",
+                ]
+            )
+
     ta = data.get("typed_ahead")
     if has(ta, "hits", "tries"):
         rows.append(

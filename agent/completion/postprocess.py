@@ -542,7 +542,8 @@ def _repeat_cut(lines: list[str], ctx: _Context, *, partial_last: bool = False) 
     The first content line repeating the last prefix line cuts everything. A line
     that loops inside itself (:func:`_degenerate`) is cut with all that follows
     (``partial_last``: the last line may be unfinished). Otherwise a degenerate loop
-    is a non-trivial line identical to the line before it, or the start of a run of
+    is a line identical to the line before it (indentation included), non-trivial
+    or starting with a word (``continue``, ``pass``), or the start of a non-trivial run of
     four lines repeating four earlier lines. (A single repeated line is common in
     real code; a repeated four-line run is rare.)
     """
@@ -564,9 +565,9 @@ def _repeat_cut(lines: list[str], ctx: _Context, *, partial_last: bool = False) 
     keys = [key for _, key in content]
     earlier: dict[str, list[int]] = {}
     for p, key in enumerate(keys):
+        if p and keys[p - 1] == key and (not _trivial(key) or _LEADING_WORD.match(key.strip())):
+            return content[p][0]  # (`continue` twice at one indentation is a loop too)
         if not _trivial(key):
-            if p and keys[p - 1] == key:
-                return content[p][0]
             for q in earlier.get(key, ()):
                 if keys[q + 1 : q + _RUN] == keys[p + 1 : p + _RUN] and p + _RUN <= len(keys):
                     return content[p][0]
