@@ -5,7 +5,8 @@ chunks), one decode step with a 600-token cache, and a 9-token verification pass
 (speculative drafts). Decides the CPU default dtype in TransformersBackend.
 
 Part ``loops``: hone's hand-written decode loop (``TransformersBackend``) against
-transformers' own ``generate`` on the same int8 weights and the same prompts (real
+transformers' own ``generate`` on the same weights (``--loop-dtype``, default the CPU
+default, bf16) and the same prompts (real
 standard-library code cut mid-function), greedy, up to a fixed number of new tokens
 (fewer at end of sequence):
 
@@ -221,8 +222,8 @@ def p50_p95(values: list[float]) -> dict[str, float]:
     return {"n": len(values), "p50": round(statistics.median(values), 1), "p95": round(p95, 1)}
 
 
-def loops(folder: str, new: int, reps: int) -> dict[str, Any]:
-    backend = TransformersBackend(folder, dtype="int8", threads=2)
+def loops(folder: str, new: int, reps: int, dtype: str = "bfloat16") -> dict[str, Any]:
+    backend = TransformersBackend(folder, dtype=dtype, threads=2)
     backend.load()
     assert backend.decoder is not None
     counter = ForwardCounter(backend.decoder.model)
@@ -278,7 +279,7 @@ def loops(folder: str, new: int, reps: int) -> dict[str, Any]:
         print(name, results[name], file=sys.stderr, flush=True)
     return {
         "settings": {
-            "weights": "int8",
+            "weights": dtype,
             "threads": 2,
             "prompts": [c for c, _ in cases],
             "prompt_tokens": 600,
@@ -292,9 +293,9 @@ def loops(folder: str, new: int, reps: int) -> dict[str, Any]:
             "cancel_during_decode_ms": "cancel() 10 ms after the 5th step, to the call returning",
             "cancel_during_prefill_ms": "cancel() 30 ms after the call started, to it returning",
             "same_text_as_hone": (
-                "prompts whose output equals the hone variant's (int8 dynamic quantization"
-                " scales activations per forward call: prefill chunks and draft verification"
-                " change the numerics)"
+                "prompts whose output equals the hone variant's (with int8 weights dynamic"
+                " quantization scales activations per forward call: prefill chunks and draft"
+                " verification change the numerics)"
             ),
         },
         "variants": results,
@@ -307,6 +308,7 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=20, help="decode steps per format")
     ap.add_argument("--loop-reps", type=int, default=2, help="runs per prompt and loop")
     ap.add_argument("--new-tokens", type=int, default=32)
+    ap.add_argument("--loop-dtype", default="bfloat16", help="weights for the loops part")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     from hone.models.embedded import embedded_model_dir
@@ -327,7 +329,7 @@ def main() -> int:
         results.update(formats(folder, args.reps))
     if args.part in ("loops", "all"):
         before = [round(x, 2) for x in os.getloadavg()]
-        results["loops"] = loops(folder, args.new_tokens, args.loop_reps)
+        results["loops"] = loops(folder, args.new_tokens, args.loop_reps, args.loop_dtype)
         results["loops"]["settings"].update(
             machine=machine,
             date=time.strftime("%Y-%m-%d"),

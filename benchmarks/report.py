@@ -9,8 +9,9 @@ Between marker comments in a Markdown file::
 NAME is ``all`` (a section per results file in ``benchmarks/results/``: the known ones in a
 fixed order, then any other ``*.json``; a missing file is skipped), ``summary`` (the table
 under "Measured figures" in the top-level README) or one file's stem (``latency``,
-``decode``, ``eval-completion``, ``documents``). Every section names the machine, device,
-weight format and model from its results file ("not recorded" where the file lacks one).
+``decode``, ``eval-completion``, ``eval-weights``, ``documents``). Every section names the
+machine, device, weight format and model from its results file ("not recorded" where the file
+lacks one).
 
     python benchmarks/report.py            # rewrite the docs (make report)
     python benchmarks/report.py --check    # exit 1 and print a diff where a doc is stale
@@ -27,11 +28,22 @@ Keys read (missing ones are skipped):
   ``definition`` existed: ``next_char_ratio`` was the headline and ``one_char_edit_ratio``
   the adversarial variant, both divided by the first request's round trip);
   ``generations_per_burst {bursts, max, each}``; ``components_ms``; ``settings``;
-  ``not_answered`` (a list of strings).
+  ``not_answered`` (a list of strings); ``one_char_edit_ratio_context`` as ``{none,
+  snippets}`` (each ``{n, p50, p95, prompt_reuse}``) and ``snippet_tokens`` (newer files).
 - decode.json: one ``{prefill_768_ms, decode_step_ms, verify_9_ms}`` per weight format,
   at the top level or under ``formats``; ``int8_vs_bf16``.
-- eval-completion.json: ``single`` and ``multi`` as ``{n, exact, prefix, similarity, empty}``;
-  ``files``.
+- eval-completion.json (eval_completion.py): ``heldout`` and ``dev`` (either may be missing),
+  each with ``single`` and ``multi`` as ``{n, engine, baseline, exact_diff(_ci95),
+  es_diff(_ci95), engine_better_sites, baseline_better_sites, original_loops}``, where
+  ``engine`` and ``baseline`` are ``{exact(_ci95), es(_ci95), empty, loops, mean_lines}``
+  (``baseline`` and the paired keys only with ``--baseline``, ``loops`` only in newer
+  files); ``sources`` by split, ``options``, ``seed``, ``seconds``, ``note``. Files written
+  before the splits: ``single`` and ``multi`` as ``{n, exact, prefix, similarity, empty}``
+  at the top level, and ``files``.
+- eval-weights.json (eval_weights.py merge): ``a`` and ``b`` (each run's ``{machine, device,
+  weights, model, seconds, shards}``), ``unpaired_sites``; ``single`` and ``multi`` as
+  ``{n, exact, es, identical_suggestions}``, a metric being ``{A, A_ci95, B, B_ci95, diff,
+  diff_ci95, relative_diff}`` with A and B the two weight formats (b - a, relative to a).
 - anything else: its numeric leaves, as a table.
 """
 
@@ -51,7 +63,7 @@ REPO = HERE.parent
 RESULTS = HERE / "results"
 DOCS = [REPO / "README.md", HERE / "README.md"]
 # Known results files, in the order their sections appear.
-KNOWN = ["latency", "decode", "eval-completion", "documents"]
+KNOWN = ["latency", "decode", "eval-completion", "eval-weights", "documents"]
 MAKE = {
     "latency": "make bench-latency",
     "decode": "make bench-decode",
@@ -364,22 +376,181 @@ def render_decode(name: str, data: Data) -> str:
 
 # -- completion quality -------------------------------------------------------------------
 
-EVAL_KINDS = {
+# Files written before the dev/held-out splits: `single` and `multi` at the top level.
+OLD_EVAL_KINDS = {
     "single": "single-line (rest of the line)",
     "multi": "multi-line (first line of the body)",
 }
-EVAL_COLUMNS = [
+OLD_EVAL_COLUMNS = [
     ("exact", "exact match"),
     ("prefix", "suggestion is a prefix of the original"),
     ("similarity", "similarity (difflib ratio)"),
     ("empty", "empty"),
 ]
+EVAL_SPLITS = {"heldout": "held-out (only ever reported)", "dev": "dev (tuned on)"}
+EVAL_KINDS = {"single": "single-line", "multi": "multi-line"}
+EVAL_SYSTEMS = (
+    "Two systems on the same sites. Engine: the completion engine as the server runs it "
+    "(policy, indentation lead, token healing, early stop, post-processing). Baseline: "
+    "plain greedy generation of the same model on the same prompt window, cut at the first "
+    "line end (single-line) or where the block dedents (multi-line). Edit similarity is "
+    "1 − Levenshtein distance ÷ the longer text's length; [brackets] are 95% bootstrap "
+    "intervals, and engine − baseline is the mean of the per-site differences."
+)
+
+
+def eval_splits(data: Data) -> dict[str, Data]:
+    """The current format's splits present in ``data``, held-out first."""
+    return {
+        split: data[split]
+        for split in EVAL_SPLITS
+        if isinstance(data.get(split), dict)
+        and any(isinstance(data[split].get(k), dict) for k in EVAL_KINDS)
+    }
+
+
+def interval(ci: Any, fmt: Callable[[Any], str]) -> str:
+    if (
+        isinstance(ci, list | tuple)
+        and len(ci) == 2
+        and all(isinstance(x, int | float) for x in ci)
+    ):
+        if all(x == x for x in ci):  # no NaN
+            return f" [{fmt(ci[0])}, {fmt(ci[1])}]"
+    return ""
+
+
+def es(x: Any) -> str:
+    """An edit similarity (or a mean of them): three decimals, as the files record it."""
+    return num(x, 3)
+
+
+def signed(x: Any) -> str:
+    """A difference of edit similarities, with its sign."""
+    return num(x) if not isinstance(x, int | float) or x != x else f"{x:+.3f}"
+
+
+def signed_pct(x: Any) -> str:
+    """A difference of shares, in percentage points."""
+    return pct(x) if not isinstance(x, int | float) or x != x else f"{x * 100:+.0f} pp"
+
+
+def share_ci(block: Any, key: str, fmt: Callable[[Any], str]) -> str | None:
+    """``block[key]`` with its ``key_ci95`` interval where recorded; None where absent."""
+    if not has(block, key):
+        return None
+    return fmt(block[key]) + interval(block.get(f"{key}_ci95"), fmt)
+
+
+def eval_rows(kinds: dict[str, Data]) -> list[list[str]]:
+    """The figures of one split, a column per kind; a figure no kind has is left out."""
+
+    def system(name: str) -> Callable[[Data], Data]:
+        return lambda b: b.get(name) if isinstance(b.get(name), dict) else {}
+
+    engine, baseline = system("engine"), system("baseline")
+    figures: list[tuple[str, list[tuple[str, Callable[[Data], str | None]]]]] = [
+        ("sites", [("", lambda b: str(b["n"]) if has(b, "n") else None)]),
+        ("exact match, engine", [("", lambda b: share_ci(engine(b), "exact", pct))]),
+        ("exact match, baseline", [("", lambda b: share_ci(baseline(b), "exact", pct))]),
+        ("edit similarity, engine", [("", lambda b: share_ci(engine(b), "es", es))]),
+        ("edit similarity, baseline", [("", lambda b: share_ci(baseline(b), "es", es))]),
+        (
+            "**edit similarity, engine − baseline** (paired)",
+            [("", lambda b: share_ci(b, "es_diff", signed))],
+        ),
+        (
+            "sites where each scores higher (edit similarity)",
+            [
+                (
+                    "engine",
+                    lambda b: (
+                        str(b["engine_better_sites"]) if has(b, "engine_better_sites") else None
+                    ),
+                ),
+                (
+                    "baseline",
+                    lambda b: (
+                        str(b["baseline_better_sites"]) if has(b, "baseline_better_sites") else None
+                    ),
+                ),
+            ],
+        ),
+        (
+            "suggestions with a repetition loop",
+            [
+                ("engine", lambda b: pct(engine(b)["loops"]) if has(engine(b), "loops") else None),
+                (
+                    "baseline",
+                    lambda b: pct(baseline(b)["loops"]) if has(baseline(b), "loops") else None,
+                ),
+                (
+                    "original code",
+                    lambda b: pct(b["original_loops"]) if has(b, "original_loops") else None,
+                ),
+            ],
+        ),
+        (
+            "empty suggestions",
+            [
+                ("engine", lambda b: pct(engine(b)["empty"]) if has(engine(b), "empty") else None),
+                (
+                    "baseline",
+                    lambda b: pct(baseline(b)["empty"]) if has(baseline(b), "empty") else None,
+                ),
+            ],
+        ),
+    ]
+    rows = []
+    blocks = list(kinds.values())
+    for label, parts in figures:
+        cells = [[get(b) for _, get in parts] for b in blocks]
+        present = [i for i in range(len(parts)) if any(c[i] is not None for c in cells)]
+        if not present:
+            continue
+        names = [parts[i][0] for i in present]
+        if any(names):
+            label += ": " + " / ".join(names)
+        rows.append([label] + [" / ".join(c[i] or "–" for i in present) for c in cells])
+    return rows
 
 
 def render_eval(name: str, data: Data) -> str:
+    splits = eval_splits(data)
+    if not splits and any(isinstance(data.get(k), dict) for k in OLD_EVAL_KINDS):
+        return render_eval_old(name, data)
+    parts = [meta(name, data), EVAL_SYSTEMS]
+    run = []
+    options = data.get("options") if isinstance(data.get("options"), dict) else {}
+    if options:
+        run.append("Engine options: " + ", ".join(f"`{k}` {v}" for k, v in options.items()))
+    if data.get("seed") is not None:
+        run.append(f"sites chosen with seed {data['seed']}")
+    if isinstance(data.get("seconds"), int | float):
+        run.append(f"{data['seconds']:,.0f} s in all")
+    if run:
+        parts[-1] += " " + "; ".join(run) + "."
+    if data.get("note"):
+        parts[-1] += f" Note: {str(data['note']).rstrip('.')}."
+    sources = data.get("sources") if isinstance(data.get("sources"), dict) else {}
+    for split, block in splits.items():
+        kinds = {k: block[k] for k in EVAL_KINDS if isinstance(block.get(k), dict)}
+        head = f"**{EVAL_SPLITS[split]}**"
+        names = sources.get(split)
+        if isinstance(names, list) and names:
+            listed = ", ".join(str(s).removesuffix(".py") for s in names)
+            head += f": sites from {len(names)} sources: {listed}."
+        header = ["figure"] + [EVAL_KINDS[k] for k in kinds]
+        parts += [head, table(header, eval_rows(kinds))]
+    if not splits:
+        parts.append("No split recorded.")
+    return "\n\n".join(parts)
+
+
+def render_eval_old(name: str, data: Data) -> str:
     rows = [
-        [label, str(data[k].get("n", "?"))] + [num(data[k].get(c)) for c, _ in EVAL_COLUMNS]
-        for k, label in EVAL_KINDS.items()
+        [label, str(data[k].get("n", "?"))] + [num(data[k].get(c)) for c, _ in OLD_EVAL_COLUMNS]
+        for k, label in OLD_EVAL_KINDS.items()
         if isinstance(data.get(k), dict)
     ]
     text = meta(name, data)
@@ -387,8 +558,100 @@ def render_eval(name: str, data: Data) -> str:
     if isinstance(files, list) and files:
         held_out = ", ".join(str(f).removesuffix(".py") for f in files)
         text += f" Held-out modules ({len(files)}): {held_out}."
-    header = ["kind", "n"] + [label for _, label in EVAL_COLUMNS]
+    header = ["kind", "n"] + [label for _, label in OLD_EVAL_COLUMNS]
     return text + "\n\n" + table(header, rows)
+
+
+# -- completion quality per weight format -------------------------------------------------
+
+
+def weights_formats(data: Data) -> tuple[str, str] | None:
+    """The two formats compared (a, b): the comparison is b − a, relative to a."""
+    labels = [
+        data[side].get("weights") if isinstance(data.get(side), dict) else None
+        for side in ("a", "b")
+    ]
+    if all(isinstance(x, str) and x for x in labels):
+        return labels[0], labels[1]
+    return None
+
+
+def weights_view(data: Data) -> Data:
+    """``data`` with the device its two runs record (the merged file has none of its own)."""
+    view = dict(data)
+    runs = [data[s] for s in ("a", "b") if isinstance(data.get(s), dict)]
+    devices = {r.get("device") for r in runs} - {None, ""}
+    if len(devices) == 1:
+        view.setdefault("device", devices.pop())
+    elif devices:
+        view.setdefault(
+            "device",
+            ", ".join(
+                f"{FORMAT_NAMES.get(r.get('weights'), r.get('weights'))} on "
+                f"{r.get('device') or NOT_RECORDED}"
+                for r in runs
+            ),
+        )
+    return view
+
+
+def render_eval_weights(name: str, data: Data) -> str:
+    formats = weights_formats(data)
+    kinds = {k: data[k] for k in EVAL_KINDS if isinstance(data.get(k), dict)}
+    if formats is None:  # not the format eval_weights.py merge writes
+        return render_generic(name, data)
+    a, b = formats
+    short = {f: FORMAT_NAMES.get(f, f) for f in formats}
+    view = weights_view(data)
+    text = meta(name, view, f"{short[a]} and {short[b]} (a column each)")
+    how = (
+        "The same sites as `eval_completion.py` (both splits, dev and held-out, together) "
+        "through the same engine path; only the weights differ. Edit similarity is "
+        "1 − Levenshtein distance ÷ the longer text's length; [brackets] are 95% bootstrap "
+        f"intervals; {short[b]} − {short[a]} is paired by site, and relative to {short[a]}."
+    )
+    shards = [data[s].get("shards") for s in ("a", "b")]
+    seconds = [data[s].get("seconds") for s in ("a", "b")]
+    if all(isinstance(x, int) for x in shards):
+        how += (
+            f" Written by `benchmarks/eval_weights.py merge` from {shards[0]} {short[a]} and "
+            f"{shards[1]} {short[b]} shard runs (`eval_weights.py run`)"
+        )
+        if all(isinstance(x, int | float) for x in seconds):
+            how += f", {seconds[0]:,.0f} s and {seconds[1]:,.0f} s of runs"
+        how += "."
+    if isinstance(data.get("unpaired_sites"), int) and data["unpaired_sites"]:
+        how += f" {data['unpaired_sites']} sites ran in one format only and are left out."
+    rows: list[list[str]] = []
+    for kind, block in kinds.items():
+        for metric, label, fmt in (("exact", "exact match", pct), ("es", "edit similarity", es)):
+            m = block.get(metric)
+            if not isinstance(m, dict):
+                continue
+            diff = share_ci(m, "diff", signed if metric == "es" else signed_pct) or "–"
+            if has(m, "relative_diff"):
+                diff += f" ({m['relative_diff'] * 100:+.0f}% relative to {short[a]})"
+            rows.append(
+                [
+                    f"{EVAL_KINDS[kind]}, {label}",
+                    str(block.get("n", "?")),
+                    share_ci(m, a, fmt) or "–",
+                    share_ci(m, b, fmt) or "–",
+                    diff,
+                ]
+            )
+        if has(block, "identical_suggestions", "n"):
+            rows.append(
+                [
+                    f"{EVAL_KINDS[kind]}, identical suggestions",
+                    str(block["n"]),
+                    "",
+                    "",
+                    f"{block['identical_suggestions']} of {block['n']}",
+                ]
+            )
+    header = ["figure", "sites", short[a], short[b], f"{short[b]} − {short[a]}"]
+    return text + "\n\n" + how + "\n\n" + table(header, rows)
 
 
 # -- anything else ------------------------------------------------------------------------
@@ -420,13 +683,125 @@ RENDERERS: dict[str, Callable[[str, Data], str]] = {
     "latency": render_latency,
     "decode": render_decode,
     "eval-completion": render_eval,
+    "eval-weights": render_eval_weights,
 }
 TITLES = {
     "latency": "Latency",
     "decode": "Weight formats, decode",
     "eval-completion": "Completion quality",
+    "eval-weights": "Weight formats, quality",
     "documents": "Documents",
 }
+
+
+def ci_text(block: Data, key: str, fmt: Callable[[Any], str]) -> str:
+    """``95% CI lo to hi`` from ``block[key_ci95]``, or "" where not recorded."""
+    ci = interval(block.get(f"{key}_ci95"), fmt)
+    return f", 95% CI {ci[2:-1].replace(', ', ' to ')}" if ci else ""
+
+
+def eval_summary(ev: Data) -> str:
+    """One paragraph: the held-out split's engine and baseline figures, then the meta."""
+    splits = eval_splits(ev)
+    if not splits:  # files from before the splits
+        sims = [
+            f"{kind} similarity {num(ev[kind].get('similarity'))}"
+            for kind in ("single", "multi")
+            if isinstance(ev.get(kind), dict) and "similarity" in ev[kind]
+        ]
+        if not sims:
+            return ""
+        return (
+            "`make eval-completion`: quality on held-out standard-library modules, "
+            + ", ".join(sims)
+            + ". "
+            + meta("eval-completion", ev)
+        )
+    split = next(iter(splits))  # held-out where it ran
+    block = splits[split]
+    sources = ev.get("sources") if isinstance(ev.get("sources"), dict) else {}
+    names = sources.get(split) if isinstance(sources.get(split), list) else []
+    sdists = sum("==" in str(x) for x in names)
+    stdlib = len(names) - sdists
+    where = (
+        f" ({stdlib} standard-library module{'s' * (stdlib != 1)}, "
+        f"{sdists} PyPI sdist{'s' * (sdists != 1)})"
+        if names
+        else ""
+    )
+    label = "held-out code" if split == "heldout" else "the dev split (tuned on)"
+    figures = []
+    for kind, kind_label in EVAL_KINDS.items():
+        b = block.get(kind)
+        if not isinstance(b, dict):
+            continue
+        eng = b.get("engine") if isinstance(b.get("engine"), dict) else {}
+        base = b.get("baseline") if isinstance(b.get("baseline"), dict) else {}
+        if not has(eng, "es"):
+            continue
+        n = f" ({b['n']} sites)" if has(b, "n") else ""
+        if has(base, "es"):
+            text = f"{kind_label}{n}: edit similarity {es(eng['es'])} vs {es(base['es'])}"
+            if has(b, "es_diff"):
+                text += (
+                    f" (paired difference {signed(b['es_diff'])}{ci_text(b, 'es_diff', signed)})"
+                )
+            if has(eng, "exact") and has(base, "exact"):
+                text += f", exact match {pct(eng['exact'])} vs {pct(base['exact'])}"
+            if has(eng, "loops") and has(base, "loops"):
+                text += f", repetition loops {pct(eng['loops'])} vs {pct(base['loops'])}"
+                if has(b, "original_loops"):
+                    text += f" (original code {pct(b['original_loops'])})"
+        else:
+            text = f"{kind_label}{n}: edit similarity {es(eng['es'])}"
+            if has(eng, "exact"):
+                text += f", exact match {pct(eng['exact'])}"
+            if has(eng, "loops"):
+                text += f", repetition loops {pct(eng['loops'])}"
+        figures.append(text)
+    if not figures:
+        return ""
+    systems = (
+        "the engine vs plain greedy generation of the same model on the same prompt window"
+        if any(isinstance(block.get(k), dict) and "baseline" in block[k] for k in EVAL_KINDS)
+        else "the engine (no baseline run)"
+    )
+    return (
+        f"`make eval-completion`: completion quality on {label}{where}, {systems}; "
+        + "; ".join(figures)
+        + ". "
+        + meta("eval-completion", ev)
+    )
+
+
+def eval_weights_summary(ew: Data) -> str:
+    """One sentence: the second weight format's edit similarity relative to the first's."""
+    formats = weights_formats(ew)
+    if formats is None:
+        return ""
+    a, b = (FORMAT_NAMES.get(f, f) for f in formats)
+    figures = []
+    for kind, kind_label in EVAL_KINDS.items():
+        m = ew.get(kind, {}).get("es") if isinstance(ew.get(kind), dict) else None
+        if has(m, "relative_diff", formats[0], formats[1]):
+            text = (
+                f"{m['relative_diff'] * 100:+.0f}% {kind_label} "
+                f"({es(m[formats[1]])} vs {es(m[formats[0]])}"
+            )
+            if has(m, "diff"):
+                text += f", paired difference {signed(m['diff'])}{ci_text(m, 'diff', signed)}"
+            figures.append(text + ")")
+    if not figures:
+        return ""
+    device = weights_view(ew).get("device")
+    on = f", both on {device}" if device and "," not in device else ""
+    return (
+        f"`benchmarks/eval_weights.py`: the engine's edit similarity, {b} − {a} weights "
+        f"relative to {a} (the same sites{on}): "
+        + " and ".join(figures)
+        + ". "
+        + meta("eval-weights", weights_view(ew), f"{a} and {b}")
+    )
 
 
 # -- the summary in the top-level README --------------------------------------------------
@@ -476,6 +851,15 @@ def render_summary(results: dict[str, Data]) -> str:
                     f"{num(adv['p50'])} ({num(adv.get('mean'))})",
                 ]
             )
+        ctx = lat.get("one_char_edit_ratio_context")
+        if has(ctx, "none", "snippets") and has(ctx["snippets"], "p50"):
+            rows.append(
+                [
+                    "request after the next character with context snippets in the prompt "
+                    "(in-process engine) ÷ first request's model time, p50",
+                    f"{num(ctx['snippets']['p50'])} ({num(ctx['none'].get('p50'))} without)",
+                ]
+            )
         ta = lat.get("typed_ahead")
         if has(ta, "p95", "hits", "tries"):
             rows.append(
@@ -499,18 +883,9 @@ def render_summary(results: dict[str, Data]) -> str:
         parts.append(table(["figure", "result"], rows))
     ev = results.get("eval-completion")
     if ev is not None:
-        sims = [
-            f"{kind} similarity {num(ev[kind].get('similarity'))}"
-            for kind in ("single", "multi")
-            if isinstance(ev.get(kind), dict) and "similarity" in ev[kind]
-        ]
-        if sims:
-            parts.append(
-                "`make eval-completion`: quality on held-out standard-library modules, "
-                + ", ".join(sims)
-                + ". "
-                + meta("eval-completion", ev)
-            )
+        text = eval_summary(ev)
+        if text:
+            parts.append(text)
     dec = results.get("decode")
     if dec is not None:
         formats = decode_formats(dec)
@@ -524,6 +899,11 @@ def render_summary(results: dict[str, Data]) -> str:
             if has(bf16, "prefill_768_ms") and has(int8, "prefill_768_ms"):
                 text += f", prefill {int8['prefill_768_ms'] / bf16['prefill_768_ms']:.2f}× the time"
             parts.append(text + ". " + meta("decode", dec))
+    ew = results.get("eval-weights")
+    if ew is not None:
+        text = eval_weights_summary(ew)
+        if text:
+            parts.append(text)
     if not parts:
         return "No results files yet: run `make bench-latency`."
     return "\n\n".join(parts)

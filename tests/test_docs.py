@@ -122,3 +122,125 @@ def test_older_latency_files_keep_their_own_definition() -> None:
     assert "prefill" in lines[adversarial + 1] and "0.05 / 0.16" in lines[adversarial + 1]
     assert "not what the server reported" in text
     assert "device: not recorded; weights: not recorded" in text
+
+
+def _eval_kind(n: int, es: float, base_es: float | None, loops: bool = False) -> dict:
+    engine = {"exact": 0.2, "exact_ci95": [0.05, 0.4], "es": es, "es_ci95": [0.327, 0.634]}
+    engine |= {"empty": 0.05, "mean_lines": 1.0} | ({"loops": 0.1} if loops else {})
+    block: dict = {"n": n, "engine": engine, "by_source": {}}
+    if base_es is not None:
+        block["baseline"] = {
+            "exact": 0.05,
+            "exact_ci95": [0.0, 0.15],
+            "es": base_es,
+            "es_ci95": [0.043, 0.286],
+            "empty": 0.0,
+            "mean_lines": 1.0,
+        } | ({"loops": 0.25} if loops else {})
+        block |= {
+            "exact_diff": 0.15,
+            "exact_diff_ci95": [0.0, 0.3],
+            "es_diff": round(es - base_es, 3),
+            "es_diff_ci95": [-0.034, 0.088],
+            "engine_better_sites": 14,
+            "baseline_better_sites": 1,
+        }
+        if loops:
+            block["original_loops"] = 0.05
+    return block
+
+
+EVAL_HEAD = {
+    "date": "2026-11-26",
+    "machine": {"arch": "x86_64", "cpus": 2, "gpu": None},
+    "device": "cpu",
+    "weights": "bfloat16",
+    "model": "SmolLM2",
+    "sources": {"dev": ["difflib.py"], "heldout": ["ipaddress.py", "boltons==24.1.0"]},
+}
+
+
+def test_completion_quality_shows_both_splits_held_out_first() -> None:
+    data = EVAL_HEAD | {
+        "dev": {"single": _eval_kind(20, 0.452, 0.063), "multi": _eval_kind(60, 0.297, 0.294)},
+        "heldout": {"single": _eval_kind(20, 0.473, 0.145), "multi": _eval_kind(60, 0.331, 0.3)},
+    }
+    text = report.section("eval-completion", data)
+    assert "device: cpu; weights: bfloat16" in text
+    assert "Levenshtein" in text and "greedy" in text
+    held, dev = text.index("held-out (only ever reported)"), text.index("dev (tuned on)")
+    assert held < dev
+    assert "2 sources: ipaddress, boltons==24.1.0" in text
+    lines = text[held:dev].splitlines()
+    row = next(line for line in lines if line.startswith("| edit similarity, engine |"))
+    assert "0.473 [0.327, 0.634]" in row and "0.331" in row
+    diff = next(line for line in lines if "engine − baseline" in line)
+    assert "+0.328 [-0.034, +0.088]" in diff
+    assert any("| 14 / 1 |" in line for line in lines)
+    assert not any("repetition loop" in line for line in lines)  # older files: no loops
+    summary = report.render_summary({"eval-completion": data})
+    assert "held-out code (1 standard-library module, 1 PyPI sdist)" in summary
+    assert "0.473 vs 0.145" in summary
+    assert "paired difference +0.328, 95% CI -0.034 to +0.088" in summary
+    assert "exact match 20% vs 5%" in summary and "From `results/eval-completion.json`" in summary
+
+
+def test_completion_quality_without_baseline_or_dev_and_with_loops() -> None:
+    data = EVAL_HEAD | {"heldout": {"single": _eval_kind(20, 0.473, None)}}
+    text = report.section("eval-completion", data)
+    assert "0.473 [0.327, 0.634]" in text and "dev (tuned on)" not in text
+    assert "baseline |" not in text and "engine − baseline** (paired) |" not in text
+    assert "edit similarity 0.473" in report.render_summary({"eval-completion": data})
+    looped = EVAL_HEAD | {"heldout": {"multi": _eval_kind(60, 0.331, 0.3, loops=True)}}
+    text = report.section("eval-completion", looped)
+    assert "repetition loop: engine / baseline / original code | 10% / 25% / 5% |" in text
+    assert "repetition loops 10% vs 25% (original code 5%)" in report.render_summary(
+        {"eval-completion": looped}
+    )
+    # files from before the splits keep their table
+    old = {"single": {"n": 3, "exact": 0.5, "prefix": 0.6, "similarity": 0.7, "empty": 0.0}}
+    assert "| single-line (rest of the line) | 3 | 0.50 | 0.60 | 0.70 | 0.00 |" in (
+        report.section("eval-completion", old)
+    )
+
+
+def test_weight_formats_quality_shows_the_paired_relative_difference() -> None:
+    run = {"machine": "x86_64, 16 cores", "device": "cpu", "model": "SmolLM2", "shards": 8}
+    metric = {
+        "int8": 0.3969,
+        "int8_ci95": [0.358, 0.439],
+        "bfloat16": 0.4633,
+        "bfloat16_ci95": [0.421, 0.504],
+        "diff": 0.0664,
+        "diff_ci95": [0.029, 0.103],
+        "relative_diff": 0.1673,
+    }
+    data = {
+        "date": "2026-11-26",
+        "machine": "x86_64, 16 cores",
+        "model": "SmolLM2",
+        "a": run | {"weights": "int8", "seconds": 1077.5},
+        "b": run | {"weights": "bfloat16", "seconds": 1075.8},
+        "single": {"n": 300, "es": metric, "identical_suggestions": 70},
+    }
+    text = report.section("eval-weights", data)
+    assert text.startswith("### Weight formats, quality\n")
+    assert "device: cpu; weights: int8 and bf16" in text
+    row = next(line for line in text.splitlines() if "single-line, edit similarity" in line)
+    assert "| 300 | 0.397 [0.358, 0.439] | 0.463 [0.421, 0.504] |" in row
+    assert "+0.066 [+0.029, +0.103] (+17% relative to int8)" in row
+    summary = report.render_summary({"eval-weights": data})
+    assert "+17% single-line (0.463 vs 0.397" in summary and "both on cpu" in summary
+
+
+def test_latency_summary_shows_the_context_snippets_ratio() -> None:
+    data = {
+        "one_char_edit_ratio_context": {
+            "none": {"n": 16, "p50": 0.19, "p95": 0.3},
+            "snippets": {"n": 16, "p50": 0.21, "p95": 0.35},
+        }
+    }
+    summary = report.render_summary({"latency": data})
+    assert "with context snippets in the prompt (in-process engine)" in summary
+    assert "| 0.21 (0.19 without) |" in summary
+    assert "context snippets" not in report.render_summary({"latency": {}})
