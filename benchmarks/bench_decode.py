@@ -85,13 +85,18 @@ def measure(backend: TransformersBackend, reps: int) -> dict[str, float]:
 
 def formats(folder: str, reps: int) -> dict[str, Any]:
     results: dict[str, Any] = {}
+    devices = set()
     for dtype in FORMATS:
         backend = TransformersBackend(folder, dtype=dtype, threads=2)
         backend.load()
+        devices.add(backend.describe().get("device", ""))
         results[dtype] = measure(backend, reps)
         print(dtype, results[dtype], file=sys.stderr, flush=True)
     base = results["bfloat16"]
     results["int8_vs_bf16"] = {k: round(results["int8"][k] / base[k], 2) for k in base}
+    # as the backend reported them: where it ran, and the formats compared (a row each)
+    results["device"] = ", ".join(sorted(d for d in devices if d)) or "not recorded"
+    results["weights"] = f"{', '.join(FORMATS)} (a row each)"
     return results
 
 
