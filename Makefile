@@ -7,7 +7,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 2087
 export HONE_CACHE_DIR ?= $(CURDIR)/.hone-cache
 
-.PHONY: setup run serve-stdio test test-fast lint format bench-latency bench-decode bench-documents eval-completion report vscode clean
+.PHONY: setup run serve-stdio test test-fast lint format bench-latency bench-decode bench-documents bench-lexical eval-completion report vscode clean
 
 setup: $(STAMP)
 
@@ -63,6 +63,10 @@ bench-decode: $(STAMP)
 
 bench-documents: $(STAMP)
 	$(BIN)/python benchmarks/bench_documents.py --out benchmarks/results/documents.json
+
+# Lexical search for the index: SQLite FTS5 (used) against bm25s, on stdlib chunks.
+bench-lexical: $(STAMP)
+	$(BIN)/python benchmarks/bench_lexical.py --out benchmarks/results/lexical.json
 
 # The measured figures in README.md and benchmarks/README.md, rendered from the results files
 # (tests/test_docs.py fails when they differ): run after any benchmark.

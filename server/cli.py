@@ -1,4 +1,4 @@
-"""`hone`: serve | complete | doctor."""
+"""`hone`: serve | complete | index | doctor."""
 
 from __future__ import annotations
 
@@ -210,6 +210,46 @@ def cmd_complete(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_index(args: argparse.Namespace) -> int:
+    from hone.retrieval.git import GitError, top_level
+    from hone.retrieval.index import Index
+    from hone.retrieval.store import IndexError_
+
+    _setup_logging(args.verbose, None)
+    start = Path(args.path or os.getcwd())
+    if not start.is_dir():
+        print(f"hone index: {start} is not a folder", file=sys.stderr)
+        return 2
+    try:
+        root = start if args.path is not None else (top_level(start) or start)
+        index = Index(root, exclude=args.exclude or ())
+
+        def progress(done: int, total: int, path: str) -> None:
+            if not args.json and sys.stderr.isatty():
+                print(f"\rhone index: {done}/{total} files", end="", file=sys.stderr)
+
+        report = index.update(progress)
+    except (GitError, IndexError_, OSError) as exc:
+        print(f"hone index: {exc}", file=sys.stderr)
+        return 2
+    if not args.json and sys.stderr.isatty():
+        print(file=sys.stderr)
+    if args.json:
+        print(json.dumps(report.as_json(), indent=2))
+    else:
+        skipped = ", ".join(f"{n} {why}" for why, n in sorted(report.skipped.items())) or "none"
+        print(
+            f"{report.root}: {report.files} files ({report.indexed} indexed, "
+            f"{report.unchanged} unchanged, {report.removed} removed), {report.chunks} chunks "
+            f"in {report.seconds['total']:.2f} s; skipped: {skipped}\nindex: {report.folder}"
+        )
+        if report.rebuilt_because:
+            print(f"rebuilt: {report.rebuilt_because}")
+        if report.interrupted_before:
+            print("the previous update was interrupted; this one completed it")
+    return 0
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from hone.server.doctor import run_doctor
 
@@ -256,6 +296,19 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true", help="print items and timings as JSON")
     c.add_argument("--max-new-tokens", type=int, default=0)
     c.set_defaults(func=cmd_complete)
+
+    ix = sub.add_parser(
+        "index", help="build or update the workspace's index (for repository context)"
+    )
+    ix.add_argument(
+        "path", nargs="?", help="the workspace (default: the current folder's git top level)"
+    )
+    ix.add_argument("--json", action="store_true", help="print counts and timings as JSON")
+    ix.add_argument(
+        "--exclude", action="append", metavar="GLOB", help="leave out matching paths (repeatable)"
+    )
+    ix.add_argument("-v", "--verbose", action="count", default=0)
+    ix.set_defaults(func=cmd_index)
 
     d = sub.add_parser(
         "doctor", help="what model, device, versions; what is missing and how to fix it"
