@@ -1,4 +1,4 @@
-"""`hone`: serve | complete | index | doctor."""
+"""`hone`: serve | complete | index | context | doctor."""
 
 from __future__ import annotations
 
@@ -140,6 +140,33 @@ def _parse_location(value: str) -> tuple[Path, int, int]:
         ) from None
 
 
+def _read_text(command: str, path: Path) -> str | None:
+    """The file's text, or None after printing why it cannot be read."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        print(f"hone {command}: cannot read {path}: {exc.strerror}", file=sys.stderr)
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        print(f"hone {command}: {path} is not UTF-8 text", file=sys.stderr)
+        return None
+
+
+def _offset(command: str, path: Path, text: str, line: int, col: int) -> int | None:
+    """The offset of 1-based LINE:COL (columns in characters), or None after saying why."""
+    lines = text.split("\n")
+    if not 1 <= line <= len(lines) or not 1 <= col <= len(lines[line - 1]) + 1:
+        print(
+            f"hone {command}: {line}:{col} is outside {path} "
+            f"({len(lines)} lines; columns are 1-based, at most line length + 1)",
+            file=sys.stderr,
+        )
+        return None
+    return sum(len(x) + 1 for x in lines[: line - 1]) + col - 1
+
+
 def cmd_complete(args: argparse.Namespace) -> int:
     import time
 
@@ -149,25 +176,12 @@ def cmd_complete(args: argparse.Namespace) -> int:
 
     _setup_logging(args.verbose, None)
     path, line, col = args.location
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        print(f"hone complete: cannot read {path}: {exc.strerror}", file=sys.stderr)
+    text = _read_text("complete", path)
+    if text is None:
         return 2
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        print(f"hone complete: {path} is not UTF-8 text", file=sys.stderr)
+    offset = _offset("complete", path, text, line, col)
+    if offset is None:
         return 2
-    lines = text.split("\n")
-    if not 1 <= line <= len(lines) or not 1 <= col <= len(lines[line - 1]) + 1:
-        print(
-            f"hone complete: {line}:{col} is outside {path} "
-            f"({len(lines)} lines; columns are 1-based, at most line length + 1)",
-            file=sys.stderr,
-        )
-        return 2
-    offset = sum(len(x) + 1 for x in lines[: line - 1]) + col - 1
     spec = _model_spec(args)
     t0 = time.perf_counter()
     try:
@@ -250,6 +264,96 @@ def cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_context(args: argparse.Namespace) -> int:
+    """The fused ranking of context chunks for a cursor, best first, and which of them the
+    prompt would hold (packed into retrievalTokens with the model's tokenizer)."""
+    from hone.agent.completion.prompting import fit_snippets
+    from hone.models.backend import ModelError, Snippet, token_counter
+    from hone.retrieval.context import Query, Retriever
+    from hone.retrieval.git import GitError, top_level, uncommitted_diff
+    from hone.retrieval.index import Index
+    from hone.retrieval.store import IndexError_
+    from hone.retrieval.syntax import language_for_path
+
+    _setup_logging(args.verbose, None)
+    path, line, col = args.location
+    text = _read_text("context", path)
+    if text is None:
+        return 2
+    offset = _offset("context", path, text, line, col)
+    if offset is None:
+        return 2
+    try:
+        root = Path(args.repo) if args.repo else (top_level(path.resolve().parent) or Path.cwd())
+        root = root.resolve()
+        rel = path.resolve().relative_to(root).as_posix()
+    except ValueError:
+        print(f"hone context: {path} is not inside {root}", file=sys.stderr)
+        return 2
+    except GitError as exc:
+        print(f"hone context: {exc}", file=sys.stderr)
+        return 2
+    try:
+        index = Index(root)
+        index.update()
+        index.update_text(rel, text)  # the file as it is now, saved or not
+        try:
+            diff = uncommitted_diff(root, rel)
+        except GitError:
+            diff = ""
+        language = language_for_path(rel)
+        found = Retriever(index.store).retrieve(
+            Query(rel, text, offset, language, diff=diff), limit=args.limit
+        )
+    except (IndexError_, OSError) as exc:
+        print(f"hone context: {exc}", file=sys.stderr)
+        return 2
+    snippets = [Snippet(h.chunk.path, h.chunk.text) for h in found.hits]
+    try:
+        backend, engine = _build(_model_spec(args))
+        kept, _ = fit_snippets(
+            engine.template, snippets, engine.options.retrieval_tokens, token_counter(backend)
+        )
+    except ModelError as exc:
+        print(f"hone context: model error (for packing): {exc}", file=sys.stderr)
+        return 3
+    # fit_snippets keeps snippets in order, whole or cut to their first lines
+    packed: list[bool] = []
+    pending = iter(kept)
+    nxt = next(pending, None)
+    for snippet in snippets:
+        hit = nxt is not None and (
+            nxt is snippet
+            or (nxt.path == snippet.path and snippet.text.startswith(nxt.text.rstrip("\n")))
+        )
+        packed.append(hit)
+        if hit:
+            nxt = next(pending, None)
+    rows = [
+        {
+            "path": h.chunk.path,
+            "start_line": h.chunk.start_line,
+            "end_line": h.chunk.end_line,
+            "sources": h.sources,
+            "score": round(h.score, 6),
+            "packed": p,
+            "text": h.chunk.text,
+        }
+        for h, p in zip(found.hits, packed, strict=True)
+    ]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for r in rows:
+            mark = "*" if r["packed"] else " "
+            print(
+                f"{mark} {r['score']:.4f} {r['path']}:{r['start_line']}-{r['end_line']} "
+                f"[{', '.join(r['sources'])}]"
+            )
+        print("(* packed into the prompt's retrievalTokens)")
+    return 0
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from hone.server.doctor import run_doctor
 
@@ -309,6 +413,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ix.add_argument("-v", "--verbose", action="count", default=0)
     ix.set_defaults(func=cmd_index)
+
+    cx = sub.add_parser(
+        "context", help="print the ranked context chunks for PATH:LINE:COL (1-based)"
+    )
+    common(cx)
+    cx.add_argument("location", type=_parse_location, metavar="PATH:LINE:COL")
+    cx.add_argument("--repo", help="the workspace root (default: the git top level of PATH)")
+    cx.add_argument("--limit", type=int, default=20, help="entries to print (default 20)")
+    cx.add_argument("--json", action="store_true")
+    cx.set_defaults(func=cmd_context)
 
     d = sub.add_parser(
         "doctor", help="what model, device, versions; what is missing and how to fix it"

@@ -1,0 +1,274 @@
+"""Context for a cursor: ranked chunks from the workspace, from several sources, fused.
+
+Sources (each a ranked list of chunks):
+
+- ``lexical``: BM25 (:mod:`.store`) over identifier-split tokens of the lines before the
+  cursor;
+- ``cursor``: definitions of the names on the cursor's line (the call being written);
+- ``symbols``: definitions of the names on the lines just before, of the names the file
+  imports (resolved through the import to the module's file where it is in the
+  workspace), and of the enclosing class's bases;
+- ``recent``: windows of other open buffers most similar to the code before the cursor
+  (token-set overlap), most recently edited first on ties;
+- ``git``: the current file's uncommitted changes (a pseudo-chunk of the diff).
+
+Fusion: reciprocal-rank fusion (``sum(weight / (K + rank))``); duplicates merge, keeping
+every source that ranked the chunk; chunks that overlap the code around the cursor in the
+current file (already in the prompt) are dropped. Retrieval returns ranked chunks and
+knows nothing of prompts: the completion engine packs them (``retrievalTokens``).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from hone.retrieval.chunks import Chunk
+from hone.retrieval.lexical import STOPWORDS, tokens
+from hone.retrieval.store import IndexStore
+
+RRF_K = 60
+WEIGHTS = {"cursor": 2.0, "symbols": 1.0, "lexical": 1.0, "recent": 0.8, "git": 0.6}
+QUERY_LINES = 12  # lines before the cursor that the lexical and recent sources read
+AROUND_BEFORE = 60  # the current file's lines around the cursor that the prompt shows
+AROUND_AFTER = 20
+RECENT_WINDOW = 20  # lines per window of an open buffer
+PER_SOURCE = 20
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_PY_FROM = re.compile(r"^\s*from\s+(\.*[\w.]*)\s+import\s+\(?([^#\n]+)", re.M)
+_PY_IMPORT = re.compile(
+    r"^\s*import\s+([\w.]+(?:\s+as\s+\w+)?(?:\s*,\s*[\w.]+(?:\s+as\s+\w+)?)*)", re.M
+)
+_PY_CLASS = re.compile(r"^(\s*)class\s+\w+\s*\(([^)]*)\)\s*:", re.M)
+
+
+@dataclass
+class Query:
+    path: str  # the current file, relative to the workspace root (posix)
+    text: str  # its live text
+    offset: int  # the cursor
+    language: str
+    # other open buffers (relative path -> live text), most recently edited first
+    open_buffers: dict[str, str] = field(default_factory=dict)
+    diff: str = ""  # the current file's uncommitted diff (git), if known
+
+
+@dataclass
+class Hit:
+    chunk: Chunk
+    score: float
+    sources: list[str]
+    ranks: dict[str, int]
+
+
+@dataclass
+class Retrieval:
+    hits: list[Hit]
+    timings_ms: dict[str, float]
+
+
+class Retriever:
+    def __init__(self, store: IndexStore, embed: Callable | None = None) -> None:
+        self.store = store
+        self.embed = embed  # (the embeddings source arrives with the vector store)
+
+    def retrieve(self, q: Query, limit: int = 20) -> Retrieval:
+        timings: dict[str, float] = {}
+        lists: dict[str, list[Chunk]] = {}
+        before = q.text[: q.offset]
+        line_no = before.count("\n") + 1  # 1-based cursor line
+        query_text = "\n".join(before.split("\n")[-QUERY_LINES:])
+
+        t = time.perf_counter()
+        lists["lexical"] = [s.chunk for s, _ in self.store.search(query_text, PER_SOURCE)]
+        timings["lexical"] = _ms(t)
+
+        t = time.perf_counter()
+        lists["cursor"], lists["symbols"] = self._symbols(q, before)
+        timings["symbols"] = _ms(t)
+
+        t = time.perf_counter()
+        lists["recent"] = _recent(q, query_text)
+        timings["recent"] = _ms(t)
+
+        if q.diff.strip():
+            lists["git"] = [_diff_chunk(q)]
+
+        t = time.perf_counter()
+        hits = fuse(lists, q.path, line_no)
+        timings["fuse"] = _ms(t)
+        return Retrieval(hits[:limit], timings)
+
+    # -- symbols -------------------------------------------------------------------------
+
+    def _symbols(self, q: Query, before: str) -> tuple[list[Chunk], list[Chunk]]:
+        """Definitions of the names on the cursor's line (nearest first: the call being
+        written), and of the names on the few lines before it, the names the file
+        imports and the enclosing class's bases."""
+        lines = before.split("\n")
+        at = [m for m in reversed(_IDENT.findall(lines[-1])) if _is_name(m)]
+        near: list[str] = []
+        for line in reversed(lines[-4:-1]):
+            near += [m for m in reversed(_IDENT.findall(line)) if _is_name(m)]
+        imported = imports(q.text, q.language)
+        bases = _enclosing_bases(before) if q.language == "python" else []
+        wanted = list(dict.fromkeys([*at, *near, *bases, *imported]))
+        if not wanted:
+            return [], []
+        found = self.store.chunks_named(wanted[:40], limit=200)
+        order = {name: i for i, name in enumerate(wanted)}
+        modules = {name: mod for name, mod in imported.items() if mod}
+
+        def rank(chunk: Chunk) -> tuple[int, int, int]:
+            last = chunk.name.rsplit(".", 1)[-1]
+            position = min(order.get(chunk.name, 1 << 20), order.get(last, 1 << 20))
+            # resolved through the import: the definition in the imported module's file
+            module = modules.get(last) or modules.get(chunk.name)
+            resolved = 0 if module and _module_matches(chunk.path, module) else 1
+            same_file = 1 if chunk.path == q.path else 0
+            return (position, resolved, same_file)
+
+        ranked = sorted((s.chunk for s in found), key=rank)
+        at_cursor = set(at)
+        cursor = [
+            c for c in ranked if c.name.rsplit(".", 1)[-1] in at_cursor or c.name in at_cursor
+        ]
+        return cursor[:PER_SOURCE], [c for c in ranked if c not in cursor][:PER_SOURCE]
+
+
+def fuse(lists: dict[str, Sequence[Chunk]], path: str, line: int) -> list[Hit]:
+    """Reciprocal-rank fusion of the sources' lists, without duplicates and without the
+    current file's chunks around the cursor (``line``, 1-based)."""
+    merged: dict[tuple[str, int, int], Hit] = {}
+    for source, found in lists.items():
+        weight = WEIGHTS.get(source, 1.0)
+        chunks = [
+            c
+            for c in found
+            if source == "git"
+            or c.path != path
+            or not _overlaps(c, line - AROUND_BEFORE, line + AROUND_AFTER)
+        ]
+        for rank, chunk in enumerate(chunks, 1):
+            key = (chunk.path, chunk.start_line, chunk.end_line)
+            hit = merged.get(key)
+            if hit is None:
+                hit = merged[key] = Hit(chunk, 0.0, [], {})
+            if source in hit.ranks:
+                continue
+            hit.score += weight / (RRF_K + rank)
+            hit.sources.append(source)
+            hit.ranks[source] = rank
+    return sorted(merged.values(), key=lambda h: -h.score)
+
+
+# -- imports ---------------------------------------------------------------------------------
+
+
+def imports(text: str, language: str) -> dict[str, str]:
+    """Names the file imports -> the module they come from ("" when unknown).
+
+    Python: ``from a.b import c as d`` gives ``c -> a.b`` (the definition is named ``c``);
+    ``import a.b`` gives ``b -> a.b``. Other languages: ``import {x} from './m'`` (JS/TS)
+    gives ``x -> ./m``; Go and Rust are left to the lexical source for now."""
+    out: dict[str, str] = {}
+    if language == "python":
+        for m in _PY_FROM.finditer(text):
+            module = m.group(1)
+            for part in m.group(2).replace(")", "").split(","):
+                name = part.strip().split(" as ")[0].strip()
+                if _IDENT.fullmatch(name) and name != "*":
+                    out.setdefault(name, module)
+        for m in _PY_IMPORT.finditer(text):
+            for part in m.group(1).split(","):
+                module = part.strip().split(" as ")[0].strip()
+                if module:
+                    out.setdefault(module.rsplit(".", 1)[-1], module)
+    elif language in ("javascript", "javascriptreact", "typescript", "typescriptreact"):
+        for m in re.finditer(r"import\s+(?:type\s+)?\{([^}]*)\}\s+from\s+['\"]([^'\"]+)", text):
+            for part in m.group(1).split(","):
+                name = part.strip().split(" as ")[0].strip()
+                if _IDENT.fullmatch(name):
+                    out.setdefault(name, m.group(2))
+    return out
+
+
+def _module_matches(path: str, module: str) -> bool:
+    """Whether ``path`` is the file of ``module`` (``a.b`` -> ``a/b.py``, ``a/b/__init__.py``;
+    relative imports and JS specifiers by their last parts)."""
+    parts = [p for p in re.split(r"[./\\]+", module) if p]
+    if not parts:
+        return False
+    stem = path.rsplit(".", 1)[0]
+    if stem.endswith("/__init__") or stem.endswith("/index"):
+        stem = stem.rsplit("/", 1)[0]
+    return stem.split("/")[-len(parts) :] == parts
+
+
+def _enclosing_bases(before: str) -> list[str]:
+    """The bases of the Python class the cursor is in (the nearest ``class X(A, B):``
+    above with less indentation than the cursor's line)."""
+    lines = before.split("\n")
+    cursor_indent = len(lines[-1]) - len(lines[-1].lstrip())
+    for m in reversed(list(_PY_CLASS.finditer(before))):
+        if len(m.group(1)) < max(cursor_indent, 1):
+            return [b.strip().split(".")[-1] for b in m.group(2).split(",") if b.strip()][:4]
+    return []
+
+
+def _is_name(word: str) -> bool:
+    return len(word) > 2 and word.lower() not in STOPWORDS and not word.isupper()
+
+
+# -- recent buffers ----------------------------------------------------------------------------
+
+
+def _recent(q: Query, query_text: str) -> list[Chunk]:
+    """Windows of the other open buffers, by the share of the query's tokens they hold."""
+    wanted = set(tokens(query_text))
+    if not wanted:
+        return []
+    scored: list[tuple[float, int, Chunk]] = []
+    for order, (path, text) in enumerate(q.open_buffers.items()):
+        if path == q.path:
+            continue
+        lines = text.split("\n")
+        step = RECENT_WINDOW // 2
+        for start in range(0, max(1, len(lines) - step), step):
+            window = lines[start : start + RECENT_WINDOW]
+            have = set(tokens("\n".join(window)))
+            if not have:
+                continue
+            score = len(wanted & have) / len(wanted | have)
+            if score > 0:
+                chunk = Chunk(
+                    path,
+                    start + 1,
+                    start + len(window),
+                    "window",
+                    "",
+                    q.language,
+                    "\n".join(window),
+                    "",
+                )
+                scored.append((score, order, chunk))
+    scored.sort(key=lambda x: (-x[0], x[1]))
+    return [c for _, _, c in scored[:PER_SOURCE]]
+
+
+def _diff_chunk(q: Query) -> Chunk:
+    return Chunk(q.path, 1, q.text.count("\n") + 1, "diff", "", "diff", q.diff, "")
+
+
+def _overlaps(chunk: Chunk, lo: int, hi: int) -> bool:
+    return chunk.start_line <= hi and chunk.end_line >= lo
+
+
+def _ms(t: float) -> float:
+    return round((time.perf_counter() - t) * 1000, 3)
+
+
+__all__ = ["Hit", "Query", "Retrieval", "Retriever", "fuse", "imports"]
