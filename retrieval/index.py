@@ -68,8 +68,13 @@ class Index:
         self,
         progress: Progress | None = None,
         should_stop: Callable[[], bool] | None = None,
+        between: Callable[[], None] | None = None,
     ) -> IndexReport:
-        """Bring the index up to date with the workspace on disk."""
+        """Bring the index up to date with the workspace on disk.
+
+        ``should_stop`` is asked before each file (True: stop, what is written stays);
+        ``between`` is called between files (the server's scheduler pauses background work
+        there while a completion runs)."""
         store = self.store
         report = IndexReport(
             str(self.root),
@@ -93,6 +98,8 @@ class Index:
                     report.removed += 1
             total = len(listing.files)
             for done, source in enumerate(listing.files, 1):
+                if between is not None:
+                    between()
                 if should_stop is not None and should_stop():
                     break
                 row = known.get(source.path)

@@ -145,7 +145,7 @@ async def test_hanging_model_times_out_and_server_keeps_serving(script):
 
 
 async def test_newer_request_supersedes_older(script):
-    slow = script("return a + b  # " + "x" * 300 + "\n", step_ms=30)
+    slow = script("return a + b  # " + "x" * 200 + "\n", step_ms=30)  # 72 steps: under the cap
     async with lsp_session(slow) as client:
         open_doc(client, URI, ADD)
         first = asyncio.ensure_future(inline(client, URI, end_position(ADD)))
@@ -162,7 +162,7 @@ async def test_newer_request_supersedes_older(script):
 
 
 async def test_cancel_request_stops_generation(script):
-    slow = script("return a + b  # " + "x" * 300 + "\n", step_ms=30)
+    slow = script("return a + b  # " + "x" * 200 + "\n", step_ms=30)  # 72 steps: under the cap
     async with lsp_session(slow) as client:
         open_doc(client, URI, ADD)
         params = types.InlineCompletionParams(
@@ -248,7 +248,7 @@ async def test_utf16_columns_after_astral_characters(script):
 
 
 async def test_no_completion_answer_does_not_wait_behind_a_running_generation(script):
-    slow = script("return a + b  # " + "x" * 300 + "\n", step_ms=30)  # about 3 s
+    slow = script("return a + b  # " + "x" * 200 + "\n", step_ms=30)  # about 2 s, under the cap
     async with lsp_session(slow) as client:
         open_doc(client, URI, ADD)
         other = "file:///tmp/hone-e2e/other.py"

@@ -111,10 +111,18 @@ async def test_real_model_superseded_generation_stops():
         assert s["generations_started"] == 3  # warm-up, superseded, newer: no cached answer
 
 
+# The whole of textwrap.py up to shorten()'s docstring, its body removed: the model (bf16)
+# writes a one-line body here (on indent() it loops, and the loop is rightly cut).
+_SHORTEN = _TEXTWRAP.index("\ndef shorten(") + 1
+SHORTEN_TEXT = (
+    _TEXTWRAP[: _TEXTWRAP.index('"""', _TEXTWRAP.index('"""', _SHORTEN) + 3) + 3] + "\n    "
+)
+
+
 def test_cli_complete_with_real_model(tmp_path):
     src = tmp_path / "m.py"
-    src.write_text(LONG_TEXT + "\n")  # the whole module before the cursor: real context
-    line = LONG_TEXT.count("\n") + 1
+    src.write_text(SHORTEN_TEXT + "\n")  # the whole module before the cursor: real context
+    line = SHORTEN_TEXT.count("\n") + 1
     out = subprocess.run(
         [sys.executable, "-m", "hone.server.cli", "complete", f"{src}:{line}:5", "--json"],
         capture_output=True,

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -314,10 +315,23 @@ def test_cancel_mid_prefill_stops_inside_the_chunk_and_keeps_the_cache_consisten
     long_prompt = (SNIPPET + "\n") * 6 + "    with open(path, "
     backend.reset_cache()
     cancel = CancelToken()
-    # Cancel during the second chunk (fp32: ~0.5 s a 256-token chunk on 2 cores).
-    threading.Timer(0.75, cancel.cancel).start()
+    chunk = backend.decoder.prefill_chunk
+
+    def cancel_in_the_second_chunk() -> None:
+        """Cancel once the first prefill chunk is in the cache (whatever the machine's speed)."""
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            session = backend.session(None)
+            if session is not None and len(session.ids) >= chunk:
+                break
+            time.sleep(0.002)
+        cancel.cancel()
+
+    watcher = threading.Thread(target=cancel_in_the_second_chunk)
+    watcher.start()
     with pytest.raises(Cancelled) as raised:
         "".join(backend.generate(request(long_prompt, max_new_tokens=8), cancel))
+    watcher.join()
     stats = raised.value.stats
     latency = stats.cancel_noticed_at - cancel.cancelled_at
     assert stats.generated_tokens == 0  # it was still prefilling
