@@ -7,7 +7,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 2087
 export HONE_CACHE_DIR ?= $(CURDIR)/.hone-cache
 
-.PHONY: setup run serve-stdio test test-fast lint format bench-latency bench-decode bench-documents bench-lexical eval-completion report vscode clean
+.PHONY: setup run serve-stdio test test-fast lint format bench-latency bench-decode bench-documents bench-lexical eval-completion eval-retrieval report vscode clean
 
 setup: $(STAMP)
 
@@ -57,6 +57,11 @@ EVAL_SOURCES ?= /tmp/hone-eval-src
 EVAL_DTYPE ?= auto
 eval-completion: $(STAMP)
 	$(BIN)/python benchmarks/eval_completion.py --baseline --dtype $(EVAL_DTYPE) --sources $(EVAL_SOURCES) --out benchmarks/results/eval-completion.json
+
+# Cross-file retrieval: recall of the definition a line needs, fused ranking vs BM25 alone,
+# on PyPI sdists (dev and held-out packages; downloaded to EVAL_SOURCES).
+eval-retrieval: $(STAMP)
+	$(BIN)/python benchmarks/eval_retrieval.py --sources $(EVAL_SOURCES) --out benchmarks/results/retrieval.json
 
 bench-decode: $(STAMP)
 	$(BIN)/python benchmarks/bench_decode.py --out benchmarks/results/decode.json

@@ -1,0 +1,262 @@
+"""Cross-file retrieval on real packages nobody on the team wrote: does the context ranking
+find the definition the next line needs?
+
+Sources: PyPI sdists (downloaded with ``pip download --no-deps --no-binary :all:`` into
+``--sources``, outside the repository), each unpacked into a temporary git repository
+(its package files only) and indexed with ``retrieval/index.py``. Two splits of packages:
+``dev`` (what retrieval may be tuned on) and ``heldout`` (only ever reported).
+
+Sites: a line of a module that calls a name the module imports from another module of the
+same package (``from .models import Response`` ... ``Response(``), where that module defines
+the name (a function or class). Two cursors per site, as a user writes the line:
+
+- ``after``: the name and its ``(`` are typed; the cursor is after ``(``;
+- ``before``: the line is typed up to the name (``resp = ``); the name is not there yet.
+
+The document is the module's text up to the cursor, then the rest of the module (the
+line's remainder removed). Scores: recall@1 and recall@5 of a chunk that defines the name
+(in its defining file, by qualified name) in the fused ranking (``hone context``'s), and
+in a lexical-only ranking (BM25 over the same index, the cursor's own region left out) as
+the baseline; and the retrieval time per query.
+
+    python benchmarks/eval_retrieval.py [--split dev|heldout|all] [--sites 60] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import random
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_latency import emit, machine, pct  # noqa: E402
+from eval_completion import SOURCES, bootstrap  # noqa: E402
+from hone.retrieval.context import Query, Retriever, fuse  # noqa: E402
+from hone.retrieval.index import Index  # noqa: E402
+
+SEED = 2026
+SPLITS = {
+    "dev": ["requests==2.34.2", "jinja2==3.1.6", "werkzeug==3.1.9"],
+    "heldout": ["httpx==0.28.1", "rich==15.0.0", "markdown==3.11.3"],
+}
+
+
+@dataclass
+class Site:
+    package: str
+    path: str  # the module, relative to the repository
+    line: int  # 1-based
+    name: str  # the imported name the line calls
+    defined_in: str  # the module that defines it
+    text: str  # the module's text
+    col_before: int  # 0-based column where the name starts
+    col_after: int  # ... just after its "("
+
+
+def unpack(spec: str, folder: Path, dest: Path) -> Path:
+    """The sdist's package sources in a fresh git repository at ``dest``."""
+    name, _, version = spec.partition("==")
+    archives = [
+        p for p in folder.glob("*.tar.gz") if p.name.lower() == f"{name}-{version}.tar.gz".lower()
+    ]
+    if not archives:
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:"]
+            + [spec, "-d", str(folder)],
+            check=True,
+        )
+        return unpack(spec, folder, dest)
+    with tarfile.open(archives[0]) as tar:
+        for member in tar.getmembers():
+            parts = member.name.split("/")[1:]
+            if not member.isfile() or not member.name.endswith(".py") or not parts:
+                continue
+            if parts[0] in ("tests", "test", "docs", "doc", "examples", "benchmarks"):
+                continue
+            if parts[-1] in ("setup.py", "conftest.py", "noxfile.py"):
+                continue
+            target = dest.joinpath(*parts)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            data = tar.extractfile(member)
+            if data is not None:
+                target.write_bytes(data.read())
+    subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=dest, check=True)
+    return dest
+
+
+def module_of(path: str) -> list[str]:
+    parts = path.removesuffix(".py").split("/")
+    if parts[0] == "src":
+        parts = parts[1:]
+    return parts[:-1] if parts[-1] == "__init__" else parts
+
+
+def definitions(repo: Path) -> dict[str, set[str]]:
+    """Module path -> the top-level functions and classes it defines."""
+    out: dict[str, set[str]] = {}
+    for file in repo.rglob("*.py"):
+        rel = file.relative_to(repo).as_posix()
+        try:
+            tree = ast.parse(file.read_text(encoding="utf-8"))
+        except (SyntaxError, UnicodeDecodeError, ValueError):
+            continue
+        out[rel] = {
+            n.name
+            for n in tree.body
+            if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+        }
+    return out
+
+
+def find_sites(package: str, repo: Path) -> list[Site]:
+    defs = definitions(repo)
+    by_module = {".".join(module_of(p)): p for p in defs}
+    sites: list[Site] = []
+    for rel in sorted(defs):
+        text = (repo / rel).read_text(encoding="utf-8")
+        try:
+            tree = ast.parse(text)
+        except SyntaxError:
+            continue
+        here = module_of(rel)
+        package_parts = here if rel.endswith("__init__.py") else here[:-1]
+        imported: dict[str, str] = {}
+        for node in tree.body:
+            if (
+                isinstance(node, ast.ImportFrom)
+                and node.module is not None
+                or (isinstance(node, ast.ImportFrom) and node.level)
+            ):
+                base = package_parts[: len(package_parts) - (node.level - 1)] if node.level else []
+                module = ".".join([*base, *(node.module or "").split(".")]).strip(".")
+                target = by_module.get(module)
+                if target is None or target == rel:
+                    continue
+                for alias in node.names:
+                    if alias.asname is None and alias.name in defs.get(target, ()):
+                        imported[alias.name] = target
+        if not imported:
+            continue
+        lines = text.split("\n")
+        for call in ast.walk(tree):
+            if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name)):
+                continue
+            name = call.func.id
+            if name not in imported or call.func.lineno != call.end_lineno:
+                continue
+            line = lines[call.func.lineno - 1]
+            col = call.func.col_offset
+            if line[col + len(name) : col + len(name) + 1] != "(" or not line[:col].strip():
+                continue  # the name starts the line: nothing typed before it
+            sites.append(
+                Site(
+                    package,
+                    rel,
+                    call.func.lineno,
+                    name,
+                    imported[name],
+                    text,
+                    col,
+                    col + len(name) + 1,
+                )
+            )
+    return sites
+
+
+def document(site: Site, col: int) -> tuple[str, int]:
+    lines = site.text.split("\n")
+    head = "\n".join(lines[: site.line - 1] + [lines[site.line - 1][:col]])
+    rest = "\n" + "\n".join(lines[site.line :])
+    return head + rest, len(head)
+
+
+def rank_of(hits: list, site: Site) -> int | None:
+    for i, chunk in enumerate(hits, 1):
+        if chunk.path == site.defined_in and chunk.name.split(".")[0] == site.name:
+            return i
+    return None
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--split", choices=["dev", "heldout", "all"], default="all")
+    ap.add_argument("--sites", type=int, default=60, help="sites per package")
+    ap.add_argument("--sources", type=Path, default=SOURCES)
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args()
+    splits = ["dev", "heldout"] if args.split == "all" else [args.split]
+    out: dict = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": machine(),
+        "model": "none (retrieval only)",
+        "device": "cpu",
+        "weights": "none",
+        "seed": SEED,
+        "sources": {s: SPLITS[s] for s in splits},
+    }
+    rng = random.Random(SEED)
+    with tempfile.TemporaryDirectory() as tmp:
+        for split in splits:
+            rows: dict[str, list[float]] = {}
+            timing: list[float] = []
+            per_package = {}
+            for spec in SPLITS[split]:
+                repo = unpack(spec, args.sources, Path(tmp) / spec.split("==")[0])
+                index = Index(repo, folder=Path(tmp) / f"index-{spec}")
+                report = index.update()
+                retriever = Retriever(index.store)
+                found = find_sites(spec, repo)
+                rng.shuffle(found)
+                found = found[: args.sites]
+                per_package[spec] = {
+                    "files": report.files,
+                    "chunks": report.chunks,
+                    "sites": len(found),
+                }
+                for site in found:
+                    for cursor, col in (("after", site.col_after), ("before", site.col_before)):
+                        text, offset = document(site, col)
+                        t = time.perf_counter()
+                        got = retriever.retrieve(Query(site.path, text, offset, "python"), 20)
+                        timing.append((time.perf_counter() - t) * 1000)
+                        fused = [h.chunk for h in got.hits]
+                        line = site.line
+                        query_text = "\n".join(text[:offset].split("\n")[-12:])
+                        lexical = [s.chunk for s, _ in index.store.search(query_text, 40)]
+                        lexical = [h.chunk for h in fuse({"lexical": lexical}, site.path, line)]
+                        for system, ranking in (("fused", fused), ("bm25", lexical)):
+                            r = rank_of(ranking, site)
+                            for k in (1, 5):
+                                key = f"{cursor}_{system}_recall@{k}"
+                                rows.setdefault(key, []).append(float(r is not None and r <= k))
+                index.close()
+            brng = random.Random(SEED)
+            out[split] = {
+                "packages": per_package,
+                "sites": len(rows.get("after_fused_recall@1", [])),
+                **{
+                    k: {"mean": round(statistics.fmean(v), 3), "ci95": bootstrap(v, brng)}
+                    for k, v in sorted(rows.items())
+                },
+                "retrieve_ms": {
+                    "n": len(timing),
+                    "p50": round(pct(timing, 0.5), 2),
+                    "p95": round(pct(timing, 0.95), 2),
+                },
+            }
+    emit(out, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
