@@ -804,6 +804,41 @@ def eval_weights_summary(ew: Data) -> str:
     )
 
 
+def retrieval_summary(rt: Data) -> str:
+    """One sentence: recall@5 of the defining chunk on the held-out packages (else dev),
+    the fused ranking against BM25 alone, with the cursor after and before the name."""
+    split = next((s for s in ("heldout", "dev") if isinstance(rt.get(s), dict)), None)
+    if split is None:
+        return ""
+    block = rt[split]
+    figures = []
+    for cursor, label in (("after", "after the name is typed"), ("before", "before it")):
+        fused, bm25 = block.get(f"{cursor}_fused_recall@5"), block.get(f"{cursor}_bm25_recall@5")
+        if has(fused, "mean") and has(bm25, "mean"):
+            figures.append(
+                f"{label} {num(fused['mean'])}{interval(fused.get('ci95'), num)} "
+                f"(BM25 alone {num(bm25['mean'])})"
+            )
+    if not figures:
+        return ""
+    packages = ", ".join(p.split("==")[0] for p in (block.get("packages") or {}))
+    where = EVAL_SPLITS.get(split, split)
+    timing = block.get("retrieve_ms")
+    took = (
+        f"; retrieval {ms(timing['p50'])} / {ms(timing['p95'])} ms p50 / p95 in-process"
+        if has(timing, "p50", "p95")
+        else ""
+    )
+    return (
+        f"`make eval-retrieval`: recall@5 of the chunk defining the name a line calls from "
+        f"another module, {where} packages ({packages}, {block.get('sites', '?')} sites): "
+        + "; ".join(figures)
+        + took
+        + ". "
+        + meta("retrieval", rt)
+    )
+
+
 # -- the summary in the top-level README --------------------------------------------------
 
 
@@ -902,6 +937,11 @@ def render_summary(results: dict[str, Data]) -> str:
     ew = results.get("eval-weights")
     if ew is not None:
         text = eval_weights_summary(ew)
+        if text:
+            parts.append(text)
+    rt = results.get("retrieval")
+    if rt is not None:
+        text = retrieval_summary(rt)
         if text:
             parts.append(text)
     if not parts:

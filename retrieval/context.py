@@ -20,6 +20,7 @@ knows nothing of prompts: the completion engine packs them (``retrievalTokens``)
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -235,28 +236,31 @@ def _recent(q: Query, query_text: str) -> list[Chunk]:
     for order, (path, text) in enumerate(q.open_buffers.items()):
         if path == q.path:
             continue
-        lines = text.split("\n")
-        step = RECENT_WINDOW // 2
-        for start in range(0, max(1, len(lines) - step), step):
-            window = lines[start : start + RECENT_WINDOW]
-            have = set(tokens("\n".join(window)))
-            if not have:
-                continue
+        for start, window, have in _windows(text):
             score = len(wanted & have) / len(wanted | have)
             if score > 0:
                 chunk = Chunk(
-                    path,
-                    start + 1,
-                    start + len(window),
-                    "window",
-                    "",
-                    q.language,
-                    "\n".join(window),
-                    "",
-                )
+                    path, start + 1, start + window.count("\n") + 1, "window", "",
+                    q.language, window, "",
+                )  # fmt: skip
                 scored.append((score, order, chunk))
     scored.sort(key=lambda x: (-x[0], x[1]))
     return [c for _, _, c in scored[:PER_SOURCE]]
+
+
+@functools.lru_cache(maxsize=16)
+def _windows(text: str) -> tuple[tuple[int, str, frozenset[str]], ...]:
+    """(first line, text, token set) of the overlapping windows of a buffer; cached by its
+    text, so a buffer that did not change since the last request is not tokenized again."""
+    lines = text.split("\n")
+    step = RECENT_WINDOW // 2
+    out = []
+    for start in range(0, max(1, len(lines) - step), step):
+        window = "\n".join(lines[start : start + RECENT_WINDOW])
+        have = frozenset(tokens(window))
+        if have:
+            out.append((start, window, have))
+    return tuple(out)
 
 
 def _diff_chunk(q: Query) -> Chunk:

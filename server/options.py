@@ -40,6 +40,17 @@ class Options(CompletionOptions):
         "Give up on a model call after this long (a hung backend); the result is empty.",
         (100, 600000),
     )
+    retrieval: bool = option(
+        True,
+        "Add context from the workspace's index (definitions from other files, open buffers, "
+        "the file's uncommitted diff) to completion prompts; false turns indexing and "
+        "retrieval off.",
+    )
+    exclude: tuple[str, ...] = option(
+        (),
+        "Globs of workspace paths the index leaves out (e.g. `docs/**`, `*.min.js`), in "
+        "addition to .gitignore and vendored folders.",
+    )
 
 
 ALIASES = {"maxNewTokens": "max_new_tokens_multi"}
@@ -53,7 +64,19 @@ def _camel(name: str) -> str:
 _FIELDS = {_camel(f.name): f for f in dataclasses.fields(Options)}
 
 
+STRINGS = "tuple[str, ...]"  # a list of strings (JSON array), kept as a tuple
+MAX_STRINGS = 1000
+
+
 def _coerce(f: dataclasses.Field, value: Any) -> Any:
+    if f.type == STRINGS:
+        if value == {}:  # Neovim may encode an empty Lua table as an object
+            return ()
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise ValueError("expected a list of strings")
+        if len(value) > MAX_STRINGS:
+            raise ValueError(f"expected at most {MAX_STRINGS} strings")
+        return tuple(value)
     if f.type in ("bool", bool):
         if isinstance(value, bool):
             return value

@@ -38,8 +38,12 @@ def script(tmp_path: Path):
 
 @contextlib.asynccontextmanager
 async def lsp_session(
-    model: str | None, init_options: dict[str, Any] | None = None, extra_args: list[str] = ()
+    model: str | None,
+    init_options: dict[str, Any] | None = None,
+    extra_args: list[str] = (),
+    folders: list[Path] = (),
 ) -> AsyncIterator[Any]:
+    """A started and initialized `hone serve`; ``folders`` are its workspace folders."""
     cmd = [sys.executable, "-m", "hone.server.cli", "serve", *extra_args]
     if model:
         cmd += ["--model", model]
@@ -52,6 +56,10 @@ async def lsp_session(
                     window=types.WindowClientCapabilities(work_done_progress=True)
                 ),
                 initialization_options=init_options or {"debounceMs": 0},
+                workspace_folders=[
+                    types.WorkspaceFolder(uri=f.as_uri(), name=f.name) for f in folders
+                ]
+                or None,
             )
         )
         client.init_result = result

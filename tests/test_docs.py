@@ -244,3 +244,20 @@ def test_latency_summary_shows_the_context_snippets_ratio() -> None:
     assert "with context snippets in the prompt (in-process engine)" in summary
     assert "| 0.21 (0.19 without) |" in summary
     assert "context snippets" not in report.render_summary({"latency": {}})
+
+
+def test_retrieval_summary_shows_recall_against_bm25():
+    block = {
+        "packages": {"httpx==0.28.1": {}, "rich==15.0.0": {}},
+        "sites": 100,
+        "after_fused_recall@5": {"mean": 0.987, "ci95": [0.97, 1.0]},
+        "after_bm25_recall@5": {"mean": 0.201},
+        "before_fused_recall@5": {"mean": 0.472},
+        "before_bm25_recall@5": {"mean": 0.132},
+        "retrieve_ms": {"p50": 4.3, "p95": 8.7},
+    }
+    text = report.retrieval_summary({"heldout": block, "date": "2026-11-26"})
+    assert "held-out" in text and "httpx, rich" in text and "100 sites" in text
+    assert "after the name is typed 0.99 [0.97, 1.00] (BM25 alone 0.20)" in text
+    assert "before it 0.47 (BM25 alone 0.13)" in text
+    assert report.retrieval_summary({}) == ""

@@ -41,6 +41,17 @@ def test_bad_values_are_reported_and_defaults_kept():
     assert "keeping 96" in joined and "unknown setting 'bogus'" in joined
 
 
+def test_lists_of_strings_are_checked():
+    opts, problems = apply_settings(Options(), {"exclude": ["docs/**", "*.min.js"]})
+    assert problems == [] and opts.exclude == ("docs/**", "*.min.js")
+    assert apply_settings(Options(), {"exclude": {}}) == (Options(), [])  # Neovim's empty table
+    for bad in ("docs/**", ["docs", 3], {"a": 1}, None):
+        opts, problems = apply_settings(Options(), {"exclude": bad})
+        assert opts.exclude == () and "expected a list of strings" in problems[0], bad
+    opts, problems = apply_settings(Options(), {"retrieval": "no"})
+    assert opts.retrieval is True and "expected true or false" in problems[0]
+
+
 def test_non_object_settings_and_none():
     assert apply_settings(Options(), None) == (Options(), [])
     opts, problems = apply_settings(Options(), [1, 2])
@@ -58,7 +69,12 @@ REPO = Path(__file__).resolve().parents[2]
 VSCODE = REPO / "editor-clients" / "vscode"
 # VS Code settings that are not server options: how to start the server, and LSP tracing.
 CLIENT_ONLY = {"hone.command", "hone.args", "hone.model", "hone.trace.server"}
-JSON_TYPES = {"bool": "boolean", "int": "integer", "float": "number"}
+JSON_TYPES = {"bool": "boolean", "int": "integer", "float": "number", "tuple[str, ...]": "array"}
+
+
+def as_json(value):
+    """An option's value as JSON carries it (a tuple of strings is an array)."""
+    return json.loads(json.dumps(value))
 
 
 def options() -> dict[str, dataclasses.Field]:
@@ -72,10 +88,12 @@ def options() -> dict[str, dataclasses.Field]:
 def test_every_option_has_doc_and_a_range_where_numeric():
     for name, f in options().items():
         assert f.metadata.get("doc"), name
-        if f.type != "bool":
+        if f.type in ("int", "float"):
             lo, hi = f.metadata["range"]
             assert lo <= f.default <= hi, name
-    assert {"maxLines", "retrievalTokens"} <= options().keys()
+        else:
+            assert "range" not in f.metadata, name
+    assert {"maxLines", "retrievalTokens", "retrieval", "exclude"} <= options().keys()
 
 
 def readme_table() -> list[str]:
@@ -107,7 +125,10 @@ def test_vscode_settings_mirror_every_option():
         assert key in settings, f"{key} missing from editor-clients/vscode/package.json"
         spec = settings[key]
         assert spec["type"] == JSON_TYPES[f.type], key
-        assert spec["default"] == f.default and type(spec["default"]) is type(f.default), key
+        default = as_json(f.default)
+        assert spec["default"] == default and type(spec["default"]) is type(default), key
+        if spec["type"] == "array":
+            assert spec["items"] == {"type": "string"}, key
         lo, hi = f.metadata.get("range", (None, None))
         assert (spec.get("minimum"), spec.get("maximum")) == (lo, hi), key
         assert spec["description"].startswith(f.metadata["doc"]), key
@@ -155,7 +176,7 @@ def test_vscode_extension_sends_every_option_to_the_server():
         check=True,
     )
     sent = json.loads(run.stdout)
-    defaults = {name: f.default for name, f in options().items()}
+    defaults = {name: as_json(f.default) for name, f in options().items()}
     assert sent["initializationOptions"] == defaults
     assert sent["didChangeConfiguration"] == {"settings": {"hone": defaults}}
     # ... and the server takes all of it without a complaint.
