@@ -6,7 +6,9 @@ Corpus: the standard library's top-level modules, chunked by ``retrieval/chunks.
 Queries: the 12 lines before 200 random cursor positions in those modules (what a
 completion request searches with). For each library: the time to index every chunk, to
 answer a query (p50/p95), to replace one file's chunks (FTS5: delete and insert its rows;
-bm25s has no update, so it re-indexes everything), and how far their top 10 agree.
+bm25s has no update, so it re-indexes everything), and how far their top 10 agree. Then a
+repository of 2,000 standard-library files: indexing throughput, and the whole retrieval
+for a cursor (every source, fused) at 200 random places, p50/p95.
 
     python benchmarks/bench_lexical.py [--queries 200] [--out FILE]
 """
@@ -41,9 +43,56 @@ def overlap(a: list[list], b: list[list]) -> float:
     return round(sum(shares) / max(1, len(shares)), 3)
 
 
+def repository(n_files: int, n_queries: int) -> dict:
+    """A repository of ``n_files`` standard-library files (all folders, a git work tree):
+    ``hone index``'s throughput from scratch, and the whole retrieval for a cursor
+    (``Retriever.retrieve``: every source and the fusion) at random places in its files."""
+    import shutil
+    import subprocess
+
+    from hone.retrieval.context import Query, Retriever
+    from hone.retrieval.index import Index
+
+    files = [
+        p
+        for p in sorted(STDLIB.rglob("*.py"))
+        if "site-packages" not in p.parts and p.stat().st_size < 300_000
+    ][:n_files]
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "repo"
+        for source in files:
+            target = root / source.relative_to(STDLIB)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(source, target)
+        subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+        subprocess.run(["git", "add", "-A"], cwd=root, check=True)
+        index = Index(root, folder=Path(tmp) / "index")
+        report = index.update()
+        retriever = Retriever(index.store)
+        rng = random.Random(1)
+        paths = sorted(index.store.files())
+        took: list[float] = []
+        for _ in range(n_queries):
+            rel = rng.choice(paths)
+            text = (root / rel).read_text(encoding="utf-8", errors="replace")
+            q = Query(rel, text, rng.randrange(len(text) + 1), "python")
+            t = time.perf_counter()
+            retriever.retrieve(q)
+            took.append((time.perf_counter() - t) * 1000)
+        index.close()
+    return {
+        "files": report.files,
+        "chunks": report.chunks,
+        "index_s": report.seconds["total"],
+        "index_files_per_minute": round(60 * report.files / report.seconds["total"]),
+        "retrieve_ms": p(took, 1),
+    }
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--repo-files", type=int, default=2000, help="files of the repository part")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     import bm25s
@@ -150,6 +199,7 @@ def main() -> int:
     }
     # bm25s on all the query's tokens against FTS5 on all of them
     out["top10_overlap_fts5_bm25s"] = overlap(everything, bm_top)
+    out["repository"] = repository(args.repo_files, args.queries)
     emit(out, args.out)
     return 0
 

@@ -42,6 +42,8 @@ from hone.retrieval.lexical import fts_query, tokens
 
 SCHEMA_VERSION = 2
 QUERY_TERMS = 24  # distinct tokens a lexical query keeps (benchmarks/bench_lexical.py)
+COMMON_SHARE = 0.02  # ... of those in at most this share of the chunks
+COMMON_MIN = 50
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -326,7 +328,21 @@ class IndexStore:
                 db.execute(f"SELECT term, doc FROM chunks_vocab WHERE term IN ({marks})", part)
             )
         known = [w for w in words if w in df]
-        return sorted(known, key=lambda w: df[w])[:k]
+        rarest = sorted(known, key=lambda w: df[w])[:k]
+        # tokens in more than a few percent of the chunks weigh little in BM25 (low IDF) and
+        # cost the most (long posting lists): kept only when nothing rarer is left
+        common = max(COMMON_MIN, int(COMMON_SHARE * self._chunk_count()))
+        kept = [w for w in rarest if df[w] <= common]
+        return kept or rarest[:2]
+
+    def _chunk_count(self) -> int:
+        """Chunks in the index (cached for a few seconds: it only scales a threshold)."""
+        now = time.monotonic()
+        cached = getattr(self._local, "chunk_count", None)
+        if cached is None or now - cached[1] > 5:
+            cached = (self._db().execute("SELECT count(*) FROM chunks").fetchone()[0], now)
+            self._local.chunk_count = cached
+        return cached[0]
 
     def _rows(self, where: str, args: tuple) -> list[StoredChunk]:
         rows = (
