@@ -61,7 +61,7 @@ eval-completion: $(STAMP)
 # Cross-file retrieval: recall of the definition a line needs, fused ranking vs BM25 alone,
 # on PyPI sdists (dev and held-out packages; downloaded to EVAL_SOURCES).
 eval-retrieval: $(STAMP)
-	$(BIN)/python benchmarks/eval_retrieval.py --sources $(EVAL_SOURCES) --out benchmarks/results/retrieval.json
+	$(BIN)/python benchmarks/eval_retrieval.py --complete 20 --sources $(EVAL_SOURCES) --out benchmarks/results/retrieval.json
 
 bench-decode: $(STAMP)
 	$(BIN)/python benchmarks/bench_decode.py --out benchmarks/results/decode.json

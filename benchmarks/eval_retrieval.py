@@ -19,7 +19,12 @@ line's remainder removed). Scores: recall@1 and recall@5 of a chunk that defines
 in a lexical-only ranking (BM25 over the same index, the cursor's own region left out) as
 the baseline; and the retrieval time per query.
 
-    python benchmarks/eval_retrieval.py [--split dev|heldout|all] [--sites 60] [--out FILE]
+With ``--complete N``: N sites per package (cursor after the name) are also completed by
+the embedded model through the completion engine, without and with the retrieved snippets
+(packed into ``retrievalTokens``): exact match and edit similarity of the rest of the line.
+
+    python benchmarks/eval_retrieval.py [--split dev|heldout|all] [--sites 60]
+        [--complete 20] [--out FILE]
 """
 
 from __future__ import annotations
@@ -187,13 +192,50 @@ def rank_of(hits: list, site: Site) -> int | None:
     return None
 
 
+def completion_rows(engine, retriever: Retriever, site: Site, text: str, offset: int) -> dict:
+    """The engine's completion of the line after the call's ``(``, without and with the
+    retrieved context (the same path the server uses), scored against the original line."""
+    from eval_completion import score
+    from hone.agent.completion.engine import CompletionRequest
+    from hone.models.backend import Snippet
+
+    want = site.text.split("\n")[site.line - 1][site.col_after :]
+    hits = retriever.retrieve(Query(site.path, text, offset, "python"), 20).hits
+    snippets = tuple(Snippet(h.chunk.path, h.chunk.text) for h in hits)
+    out = {}
+    for system, ctx in (("without", ()), ("with", snippets)):
+        engine.backend.reset_cache()
+        engine.cache = type(engine.cache)()
+        req = CompletionRequest(site.path, text, offset, site.path, "python", snippets=ctx)
+        result = engine.complete(req)
+        got = result.items[0].split("\n")[0] if result.items else ""
+        out[system] = score(got, want)
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--split", choices=["dev", "heldout", "all"], default="all")
     ap.add_argument("--sites", type=int, default=60, help="sites per package")
     ap.add_argument("--sources", type=Path, default=SOURCES)
+    ap.add_argument(
+        "--complete",
+        type=int,
+        default=0,
+        help="also complete this many sites per package (cursor after the name) with the "
+        "embedded model, without and with context: exact match and edit similarity",
+    )
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
+    engine = None
+    if args.complete:
+        from hone.agent.completion.engine import CompletionEngine
+        from hone.models.registry import embedded_backend
+
+        backend = embedded_backend()
+        backend.load()
+        engine = CompletionEngine(backend)
+        out_model = backend.describe()
     splits = ["dev", "heldout"] if args.split == "all" else [args.split]
     out: dict = {
         "date": time.strftime("%Y-%m-%d"),
@@ -208,6 +250,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for split in splits:
             rows: dict[str, list[float]] = {}
+            completions: list[dict] = []
             timing: list[float] = []
             per_package = {}
             for spec in SPLITS[split]:
@@ -223,7 +266,10 @@ def main() -> int:
                     "chunks": report.chunks,
                     "sites": len(found),
                 }
-                for site in found:
+                for n, site in enumerate(found):
+                    if engine is not None and n < args.complete:
+                        text, offset = document(site, site.col_after)
+                        completions.append(completion_rows(engine, retriever, site, text, offset))
                     for cursor, col in (("after", site.col_after), ("before", site.col_before)):
                         text, offset = document(site, col)
                         t = time.perf_counter()
@@ -248,14 +294,46 @@ def main() -> int:
                     k: {"mean": round(statistics.fmean(v), 3), "ci95": bootstrap(v, brng)}
                     for k, v in sorted(rows.items())
                 },
+                **completion_summary(completions, brng),
                 "retrieve_ms": {
                     "n": len(timing),
                     "p50": round(pct(timing, 0.5), 2),
                     "p95": round(pct(timing, 0.95), 2),
                 },
             }
+    if engine is not None:
+        out["model"] = out_model.get("model", "embedded")
+        out["weights"] = out_model.get("dtype", "")
+        out["completion_options"] = {
+            "context_tokens": engine.options.context_tokens,
+            "retrieval_tokens": engine.options.retrieval_tokens,
+        }
     emit(out, args.out)
     return 0
+
+
+def completion_summary(rows: list[dict], rng: random.Random) -> dict:
+    """Exact match and edit similarity without and with context, and the relative lift."""
+    if not rows:
+        return {}
+    out: dict = {"completion_sites": len(rows)}
+    for metric in ("exact", "es"):
+        for system in ("without", "with"):
+            values = [r[system][metric] for r in rows]
+            out[f"completion_{metric}_{system}_context"] = {
+                "mean": round(statistics.fmean(values), 3),
+                "ci95": bootstrap(values, rng),
+            }
+        diffs = [r["with"][metric] - r["without"][metric] for r in rows]
+        out[f"completion_{metric}_diff"] = {
+            "mean": round(statistics.fmean(diffs), 3),
+            "ci95": bootstrap(diffs, rng),
+        }
+        base = statistics.fmean(r["without"][metric] for r in rows)
+        if base:
+            lift = statistics.fmean(r["with"][metric] for r in rows) / base - 1
+            out[f"completion_{metric}_relative_lift"] = round(lift, 3)
+    return out
 
 
 if __name__ == "__main__":

@@ -821,6 +821,21 @@ def retrieval_summary(rt: Data) -> str:
             )
     if not figures:
         return ""
+    without = block.get("completion_exact_without_context")
+    with_ = block.get("completion_exact_with_context")
+    if has(without, "mean") and has(with_, "mean"):
+        diff = block.get("completion_exact_diff") or {}
+        figures.append(
+            f"completing the rest of the line (cursor after the name, "
+            f"{block.get('completion_sites', '?')} sites, the embedded model): exact match "
+            f"{pct(with_['mean'])} with context vs {pct(without['mean'])} without"
+            + (
+                f" (paired difference {signed_pct(diff['mean'])}"
+                f"{interval(diff.get('ci95'), signed_pct)})"
+                if has(diff, "mean")
+                else ""
+            )
+        )
     packages = ", ".join(p.split("==")[0] for p in (block.get("packages") or {}))
     where = EVAL_SPLITS.get(split, split)
     timing = block.get("retrieve_ms")
