@@ -144,7 +144,7 @@ class IndexStore:
         if "schema_version" not in meta:
             self._set_meta(schema_version=str(SCHEMA_VERSION), root=str(self.root), state="new")
             meta = self.meta()
-        self.interrupted = meta.get("state") == "building" and not self._writer_alive()
+        self.interrupted = meta.get("state") == "building" and not self.writer_busy()
         if self.embed_model and meta.get("embed_model", self.embed_model) != self.embed_model:
             with db:  # another embedding model: its vectors mean nothing to this one
                 db.execute("UPDATE chunks SET embedding = NULL")
@@ -215,7 +215,7 @@ class IndexStore:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def _writer_alive(self) -> bool:
+    def writer_busy(self) -> bool:
         """Whether another process holds the writer lock now."""
         try:
             with open(self.folder / "writer.lock", "a+") as f:

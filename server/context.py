@@ -549,7 +549,7 @@ class WorkspaceContext:
         """Another process (`hone index`) writes the index: wait for it off the model's
         slot, and try again later."""
         assert folder.index is not None
-        if not folder.index.store._writer_alive():
+        if not folder.index.store.writer_busy():
             return False
         if folder.state != "complete":
             folder.state = "waiting"
