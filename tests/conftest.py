@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import os
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,6 +20,25 @@ from pytest_lsp import ClientServerConfig
 REPO = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("HONE_CACHE_DIR") or REPO / ".hone-cache")
 os.environ.setdefault("HONE_CACHE_DIR", str(CACHE))
+
+
+def git(cwd: Path, *args: str, check: bool = True) -> str:
+    """Plain git in a test repository, as a user would run it (no protections): stdout."""
+    result = subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@e", *args],
+        cwd=cwd,
+        check=check,
+        capture_output=True,
+        text=True,
+    )
+    return result.stdout
+
+
+def write(path: Path, data: str | bytes) -> Path:
+    """Write ``data`` (text as UTF-8, no newline translation) at ``path``, folders made."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data.encode() if isinstance(data, str) else data)
+    return path
 
 
 def write_script(path: Path, text: str | list[dict[str, Any]], **extra: Any) -> str:

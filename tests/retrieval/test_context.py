@@ -14,6 +14,8 @@ from hone.retrieval.chunks import Chunk
 from hone.retrieval.context import Query, Retriever, fuse, imports
 from hone.retrieval.index import Index
 
+from tests.conftest import git
+
 # A small real-looking package: the call site in app/service.py needs definitions that
 # live in other files (models.py, util/text.py).
 FILES = {
@@ -61,15 +63,6 @@ class Billing(app.models.Base):
         slug = slugify(invoice.number)
         amount = total_amount(""",
 }
-
-
-def git(cwd: Path, *args: str) -> None:
-    subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@e", *args],
-        cwd=cwd,
-        check=True,
-        capture_output=True,
-    )
 
 
 @pytest.fixture

@@ -7,35 +7,15 @@ from __future__ import annotations
 
 import os
 import stat
-import subprocess
 from pathlib import Path
 
 import pytest
 from hone.retrieval import git as hgit
 from hone.retrieval.git import GitError, head, list_files, top_level, uncommitted_diff
 
+from tests.conftest import git, write
+
 TEN_LINES = "".join(f"line {i}\n" for i in range(1, 11))
-
-
-def git(cwd: Path, *args: str, check: bool = True) -> str:
-    """Plain git, as a user would run it (no protections)."""
-    result = subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@e", *args],
-        cwd=cwd,
-        check=check,
-        capture_output=True,
-        text=True,
-    )
-    return result.stdout
-
-
-def write(path: Path, text: str | bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(text, bytes):
-        path.write_bytes(text)
-    else:
-        path.write_bytes(text.encode())
-    return path
 
 
 def make_repo(root: Path) -> Path:

@@ -21,17 +21,10 @@ from hone.retrieval.index import Index
 from hone.retrieval.lexical import fts_query, split_identifier, tokens
 from hone.retrieval.store import SCHEMA_VERSION, IndexBusy, IndexStore
 
+from tests.conftest import git
+
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
 MODULES = ["textwrap.py", "shlex.py", "fractions.py", "bisect.py", "heapq.py", "colorsys.py"]
-
-
-def git(cwd: Path, *args: str) -> None:
-    subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@e", *args],
-        cwd=cwd,
-        check=True,
-        capture_output=True,
-    )
 
 
 def make_repo(path: Path, modules: list[str] = MODULES) -> Path:

@@ -19,7 +19,7 @@ from hone.retrieval.store import index_home, workspace_key
 from hone.server.lsp import CONTEXT_REQUEST, plain
 from lsprotocol import types
 
-from tests.conftest import end_position, inline, lsp_session, open_doc, stats
+from tests.conftest import end_position, git, inline, lsp_session, open_doc, stats
 
 PRICING = '''"""Prices of an order."""
 
@@ -64,15 +64,6 @@ CART = CART_HEAD + CALL  # the cursor at the end: the call being written
 # What the scripted model answers when the prompt holds the definition from pricing.py.
 DEFINITION = "def total_amount(prices, discount_rate, shipping_fee"
 ANSWER = "prices, discount_rate)"
-
-
-def git(cwd: Path, *args: str) -> None:
-    subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@e", *args],
-        cwd=cwd,
-        check=True,
-        capture_output=True,
-    )
 
 
 @pytest.fixture
