@@ -25,16 +25,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_latency import emit, machine, pct  # noqa: E402
+from bench_latency import emit, machine, p  # noqa: E402
 from hone.retrieval.chunks import chunk_text  # noqa: E402
+from hone.retrieval.context import QUERY_LINES  # noqa: E402
 from hone.retrieval.lexical import tokens  # noqa: E402
 from hone.retrieval.store import QUERY_TERMS, IndexStore, content_hash  # noqa: E402
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
-
-
-def p(xs: list[float], digits: int = 3) -> dict:
-    return {"n": len(xs), "p50": round(pct(xs, 0.5), digits), "p95": round(pct(xs, 0.95), digits)}
 
 
 def overlap(a: list[list], b: list[list]) -> float:
@@ -111,8 +108,8 @@ def main() -> int:
     while len(queries) < args.queries:
         lines = texts[rng.choice(names)].split("\n")
         if len(lines) > 20:
-            at = rng.randrange(12, len(lines))
-            queries.append("\n".join(lines[at - 12 : at]))
+            at = rng.randrange(QUERY_LINES, len(lines))
+            queries.append("\n".join(lines[at - QUERY_LINES : at]))
     edited = "textwrap.py"
 
     out: dict = {
@@ -155,12 +152,12 @@ def main() -> int:
         store.close()
     out["sqlite_fts5"] = {
         "index_all_s": round(build, 2),
-        "query_ms": p(fts_ms),
+        "query_ms": p(fts_ms, 3),
         "query_terms": QUERY_TERMS,
         # the rarest N distinct tokens of the query: time, and top-10 overlap with all tokens
         "by_query_terms": {
             str(n): {
-                "query_ms": p(ms),
+                "query_ms": p(ms, 3),
                 "top10_overlap_with_all_terms": overlap(tops, everything),
             }
             for n, (tops, ms) in by_terms.items()
@@ -193,7 +190,7 @@ def main() -> int:
         rebuild.append((time.perf_counter() - t) * 1000)
     out["bm25s"] = {
         "index_all_s": round(build, 2),
-        "query_ms": p(bm_ms),
+        "query_ms": p(bm_ms, 3),
         "update_one_file_ms": p(rebuild, 1),
         "persistent": False,
     }

@@ -116,26 +116,31 @@ class Site:
 # Sources
 
 
-def sdist_files(spec: str, folder: Path) -> Iterator[tuple[str, str]]:
-    """(path, text) of the package's own .py files in the sdist (no tests, docs, setup)."""
+def sdist_archive(spec: str, folder: Path) -> Path:
+    """The sdist of ``spec`` (``name==version``) in ``folder``, downloaded if missing."""
     name, _, version = spec.partition("==")
     folder.mkdir(parents=True, exist_ok=True)
-    stem = f"{name}-{version}"
-    archives = [
-        p for p in folder.glob("*.tar.gz") if p.name.lower().replace("_", "-") == f"{stem}.tar.gz"
-    ]
-    if not archives:
+    stem = f"{name}-{version}".lower()
+
+    def found() -> list[Path]:
+        return [
+            p
+            for p in folder.glob("*.tar.gz")
+            if p.name.lower().replace("_", "-") == f"{stem}.tar.gz"
+        ]
+
+    if not found():
         subprocess.run(
             [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:"]
             + [spec, "-d", str(folder)],
             check=True,
         )
-        archives = [
-            p
-            for p in folder.glob("*.tar.gz")
-            if p.name.lower().replace("_", "-") == f"{stem}.tar.gz"
-        ]
-    with tarfile.open(archives[0]) as tar:
+    return found()[0]
+
+
+def sdist_files(spec: str, folder: Path) -> Iterator[tuple[str, str]]:
+    """(path, text) of the package's own .py files in the sdist (no tests, docs, setup)."""
+    with tarfile.open(sdist_archive(spec, folder)) as tar:
         for member in sorted(tar.getmembers(), key=lambda m: m.name):
             parts = member.name.split("/")[1:]
             if not member.isfile() or not member.name.endswith(".py") or len(parts) < 2:

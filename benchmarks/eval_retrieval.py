@@ -44,8 +44,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_latency import emit, machine, pct  # noqa: E402
-from eval_completion import SOURCES, bootstrap  # noqa: E402
-from hone.retrieval.context import Query, Retriever, fuse  # noqa: E402
+from eval_completion import SOURCES, bootstrap, sdist_archive  # noqa: E402
+from hone.retrieval.context import QUERY_LINES, Query, Retriever, fuse  # noqa: E402
 from hone.retrieval.index import Index  # noqa: E402
 
 SEED = 2026
@@ -69,18 +69,7 @@ class Site:
 
 def unpack(spec: str, folder: Path, dest: Path) -> Path:
     """The sdist's package sources in a fresh git repository at ``dest``."""
-    name, _, version = spec.partition("==")
-    archives = [
-        p for p in folder.glob("*.tar.gz") if p.name.lower() == f"{name}-{version}.tar.gz".lower()
-    ]
-    if not archives:
-        subprocess.run(
-            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:"]
-            + [spec, "-d", str(folder)],
-            check=True,
-        )
-        return unpack(spec, folder, dest)
-    with tarfile.open(archives[0]) as tar:
+    with tarfile.open(sdist_archive(spec, folder)) as tar:
         for member in tar.getmembers():
             parts = member.name.split("/")[1:]
             if not member.isfile() or not member.name.endswith(".py") or not parts:
@@ -277,7 +266,7 @@ def main() -> int:
                         timing.append((time.perf_counter() - t) * 1000)
                         fused = [h.chunk for h in got.hits]
                         line = site.line
-                        query_text = "\n".join(text[:offset].split("\n")[-12:])
+                        query_text = "\n".join(text[:offset].split("\n")[-QUERY_LINES:])
                         lexical = [s.chunk for s, _ in index.store.search(query_text, 40)]
                         lexical = [h.chunk for h in fuse({"lexical": lexical}, site.path, line)]
                         for system, ranking in (("fused", fused), ("bm25", lexical)):
