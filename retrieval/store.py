@@ -263,14 +263,7 @@ class IndexStore:
         return {r[0]: FileRow(r[0], r[1], r[2], r[3], r[4], bool(r[5])) for r in rows}
 
     def counts(self) -> dict[str, int]:
-        db = self._db()
-        return {
-            "files": db.execute("SELECT count(*) FROM files").fetchone()[0],
-            "chunks": db.execute("SELECT count(*) FROM chunks").fetchone()[0],
-            "embedded": db.execute(
-                "SELECT count(*) FROM chunks WHERE embedding IS NOT NULL"
-            ).fetchone()[0],
-        }
+        return _counts(self._db())
 
     def chunks_of(self, path: str) -> list[StoredChunk]:
         return self._rows("WHERE path = ? ORDER BY start_line", (path,))
@@ -355,6 +348,29 @@ class IndexStore:
             .fetchall()
         )
         return [StoredChunk(r[0], Chunk(*r[1:])) for r in rows]
+
+
+def _counts(db: sqlite3.Connection) -> dict[str, int]:
+    return {
+        "files": db.execute("SELECT count(*) FROM files").fetchone()[0],
+        "chunks": db.execute("SELECT count(*) FROM chunks").fetchone()[0],
+        "embedded": db.execute(
+            "SELECT count(*) FROM chunks WHERE embedding IS NOT NULL"
+        ).fetchone()[0],
+    }
+
+
+def peek(root: Path | str) -> tuple[Path, dict[str, int] | None]:
+    """Where ``root``'s index is and what it holds, read-only (nothing is created; None
+    when there is no index yet). ``sqlite3.Error`` when the file cannot be read."""
+    path = index_home() / workspace_key(Path(root)) / "index.sqlite"
+    if not path.exists():
+        return path, None
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=2)
+    try:
+        return path, _counts(db)
+    finally:
+        db.close()
 
 
 class IndexBusy(IndexError_):  # noqa: N818

@@ -135,26 +135,19 @@ def run_doctor(spec: str | None, as_json: bool = False, load: bool = False) -> i
 
 def _index_state() -> str:
     """The current folder's workspace index: where it is and what it holds, if built."""
+    import sqlite3
+
     from hone.retrieval.git import GitError, top_level
-    from hone.retrieval.store import index_home, workspace_key
+    from hone.retrieval.store import peek
 
     try:
         root = top_level(os.getcwd()) or os.getcwd()
     except GitError:
         root = os.getcwd()
-    folder = index_home() / workspace_key(root)
-    db = folder / "index.sqlite"
-    if not db.exists():
-        return f"none for {root} yet (`hone index` builds it; `hone serve` does in the background)"
-    import sqlite3
-
     try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=2)
-        try:
-            files = con.execute("SELECT count(*) FROM files").fetchone()[0]
-            chunks = con.execute("SELECT count(*) FROM chunks").fetchone()[0]
-        finally:
-            con.close()
+        db, counts = peek(root)
     except sqlite3.Error as exc:
-        return f"{db}: unreadable ({exc}); the next `hone index` rebuilds it"
-    return f"{db}: {files} files, {chunks} chunks"
+        return f"unreadable ({exc}); the next `hone index` rebuilds it"
+    if counts is None:
+        return f"none for {root} yet (`hone index` builds it; `hone serve` does in the background)"
+    return f"{db}: {counts['files']} files, {counts['chunks']} chunks"

