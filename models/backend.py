@@ -137,6 +137,11 @@ class GenerationRequest:
     # Samples wanted. At temperature 0 decoding is deterministic: one sample comes back.
     n: int = 1
     seed: int | None = None  # makes sampling reproducible
+    # The text must go on from the prompt's last line: a line break is not chosen before
+    # the first visible non-whitespace character (a call being written, ``x = f(``,
+    # wants its arguments on this line; a single-line suggestion that starts with a line
+    # break shows nothing). Backends that cannot constrain decoding ignore it.
+    continue_line: bool = False
     # Which kept KV cache to reuse: the document's URI for interactive completions,
     # "background" for background work; None shares one default session.
     session: str | None = None

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from hone.agent.completion.cache import TypedAheadCache
 from hone.agent.completion.options import CompletionOptions
-from hone.agent.completion.policy import Decision, Mode, decide
+from hone.agent.completion.policy import Decision, Mode, decide, line_is_open
 from hone.agent.completion.postprocess import is_complete, postprocess
 from hone.agent.completion.prompting import Prompt, build_prompt, workspace_path
 from hone.models.backend import (
@@ -182,6 +182,8 @@ class CompletionEngine:
             max_new_tokens=max_new,
             should_stop=should_stop,
             session=req.key,  # each document keeps its own KV cache in the backend
+            # a single line after an unfinished expression goes on on the cursor's line
+            continue_line=mode is Mode.SINGLE and line_is_open(prefix),
         )
         if cancel is not None and cancel.cancelled:
             raise Cancelled("superseded before the model started")

@@ -81,7 +81,7 @@ from hone.retrieval.syntax import (
     spec_for,
 )
 
-__all__ = ["Decision", "Mode", "decide"]
+__all__ = ["Decision", "Mode", "decide", "line_is_open"]
 
 
 class Mode(enum.Enum):
@@ -95,6 +95,29 @@ class Decision:
     mode: Mode
     reason: str
     indent: str = ""
+
+
+# A line of code ending in one of these (or in one of the words below) is unfinished:
+# what comes next belongs on it (``x = f(``, ``return a +``, ``items = [``).
+_OPEN_ENDS = frozenset("([{,=+-*/%<>&|^~!@.")
+_OPEN_WORDS = frozenset(
+    "return yield await and or not in is if else lambda assert raise del import from as "
+    "new typeof instanceof throw case let const var".split()
+)
+
+
+def line_is_open(before: str) -> bool:
+    """Whether the cursor's line, up to the cursor (``before``: the text before it), is an
+    unfinished expression whose continuation belongs on the same line: it ends in an
+    opening bracket, a comma, an operator or ``=``, or a word that needs an operand
+    (``return``, ``and``, ``in``...). A blank line, or one ending a statement, is not."""
+    line = before[before.rfind("\n") + 1 :].rstrip(" \t")
+    if not line.strip():
+        return False
+    if line[-1] in _OPEN_ENDS:
+        return not line.endswith(("//", "/*", "*/", "--", "++"))
+    word = line.rsplit(None, 1)[-1]
+    return word in _OPEN_WORDS and not line.lstrip().startswith(("#", "//"))
 
 
 # Characters that may sit right of the cursor without blocking a completion.

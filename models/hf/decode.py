@@ -54,6 +54,11 @@ class Decoder:
         self.name = name
         self.prefill_chunk = max(1, prefill_chunk)
         self.speculate = speculate
+        # Tokens whose text is a line break after nothing but spaces and tabs: refused
+        # while a ``continue_line`` generation has shown nothing visible yet.
+        self._breaks = [
+            i for i, t in enumerate(healer.text) if t and t.lstrip(" \t")[:1] in ("\n", "\r")
+        ]
         # (cancel token, stats) of the generation running now: read by the per-layer hook.
         self.active: tuple[CancelToken | None, GenerationStats] | None = None
         self._hook_layers()
@@ -113,10 +118,12 @@ class Decoder:
         # The previous request's tokens come last, so its suggestion wins a tie.
         greedy = request.temperature <= 0
         drafter = Drafter(ids + history) if self.speculate and greedy else None
+        # continue_line: until something visible is generated, no line break
+        blank = request.continue_line
         started = time.perf_counter()
         try:
             while True:
-                token = self.pick(logits, rest, request.temperature, generator)
+                token = self.pick(logits, rest, request.temperature, generator, blank)
                 if token in self.eos:
                     stats.stop_reason = "eos"
                     break
@@ -126,7 +133,7 @@ class Decoder:
                     rest = healer.consume(rest, token)
                 check_cancel(cancel, stats)
                 draft = []
-                if drafter is not None and not rest:
+                if drafter is not None and not rest and not blank:
                     tail = (ids[-drafter.n :] + generated + new)[-drafter.n :]
                     room = cap - (len(generated) + 1 - inside)
                     draft = drafter.draft(tail, room, self.eos) if room > 0 else []
@@ -142,6 +149,8 @@ class Decoder:
                     drafter.push(new)
                 stats.generated_tokens = len(generated)
                 text = tokens.decode(anchor + generated)[len(anchor_text) + len(healed) :]
+                if blank and not rest and text.strip(" \t"):
+                    blank = False
                 if rest or text.endswith("\ufffd"):  # still healing, or a partial character
                     pass
                 elif text != shown:
@@ -217,14 +226,31 @@ class Decoder:
         session.ids.extend(chunk)
         return logits
 
-    def pick(self, logits: Any, rest: str, temperature: float, generator: Any = None) -> int:
+    def pick(
+        self,
+        logits: Any,
+        rest: str,
+        temperature: float,
+        generator: Any = None,
+        no_break: bool = False,
+    ) -> int:
+        """The next token: sampled or greedy, among those that re-produce the healed text
+        ``rest`` (if any) and, with ``no_break``, that add no line break before visible
+        text."""
         torch = self.torch
+        size = logits.shape[-1]
         if rest:
-            allowed = [i for i in self.healer.allowed(rest) if i < logits.shape[-1]]
+            allowed = [i for i in self.healer.allowed(rest) if i < size]
+            if no_break:
+                text, n = self.healer.text, len(rest)
+                allowed = [i for i in allowed if text[i][n:].lstrip(" \t")[:1] not in ("\n", "\r")]
             if allowed:
                 mask = torch.full_like(logits, float("-inf"))
                 mask[allowed] = 0.0
                 logits = logits + mask
+        elif no_break:
+            logits = logits.clone()
+            logits[[i for i in self._breaks if i < size]] = float("-inf")
         if temperature > 0:
             probs = torch.softmax(logits / temperature, dim=-1)
             return int(torch.multinomial(probs, 1, generator=generator).item())

@@ -62,3 +62,18 @@ def test_indented_boundary_gives_code_where_a_bare_newline_does_not(embedded):
     assert handled >= 6
     assert healed >= 6  # token healing alone also recovers from a bare newline
     assert naive < handled  # without either, the model derails
+
+
+def test_a_call_being_written_gets_its_arguments_on_the_line(embedded):
+    """After ``auth = get_netrc_auth(`` in code that spreads calls over lines, the model's
+    first choice is a line break; the single-line completion still shows the arguments."""
+    from tests.models.test_model_embedded import SPREAD_CALLS
+
+    engine = CompletionEngine(embedded)
+    doc = SPREAD_CALLS + "\n\n    return resp\n"
+    at = len(SPREAD_CALLS)
+    embedded.reset_cache()
+    result = engine.complete(CompletionRequest("s.py", doc, at, "s.py", "python"))
+    assert result.mode == "single"
+    assert result.items and result.items[0].strip(), result
+    assert "\n" not in result.items[0] and not result.items[0][0].isspace(), result.items

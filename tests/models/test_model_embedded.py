@@ -350,3 +350,36 @@ def test_prompt_lookup_drafts_are_accepted_on_repetitive_code(embedded: Transfor
     print(f"\n{out!r} accepted {stats.accepted_tokens}/{stats.draft_tokens}")
     assert out.startswith("handler_12")
     assert stats.accepted_tokens >= 5  # several tokens per forward pass
+
+
+# Code whose calls spread their arguments over lines: after ``get_netrc_auth(`` the model's
+# first choice is a line break (a single-line suggestion would show nothing).
+SPREAD_CALLS = textwrap.dedent(
+    """\
+    def send(self, request, stream=False):
+        resp = self.adapter.send(
+            request,
+            stream=stream,
+            timeout=self.timeout,
+        )
+        history = build_history(
+            resp,
+            request,
+        )
+        auth = get_netrc_auth("""
+)
+
+
+def test_continue_line_keeps_the_arguments_on_the_cursors_line(embedded: TransformersBackend):
+    free = fresh(embedded, request(SPREAD_CALLS, max_new_tokens=12))
+    kept = fresh(embedded, request(SPREAD_CALLS, max_new_tokens=12, continue_line=True))
+    print(f"\nfree: {free!r}\ncontinue_line: {kept!r}")
+    assert free.startswith("\n")  # what the constraint is for
+    first = kept.split("\n")[0]
+    assert first.strip() and not first[0].isspace(), kept
+    # without token healing too (the first token is then constrained directly)
+    raw = fresh(
+        embedded,
+        request(SPREAD_CALLS, max_new_tokens=12, continue_line=True, token_healing=False),
+    )
+    assert raw.split("\n")[0].strip(), raw

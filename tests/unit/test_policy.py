@@ -440,3 +440,30 @@ def test_threads_get_the_same_answers() -> None:
     with ThreadPoolExecutor(max_workers=4) as pool:
         got = list(pool.map(lambda offset: decide(text, offset, "python"), offsets))
     assert got == expected
+
+
+@pytest.mark.parametrize(
+    "before, expected",
+    [
+        ("    auth = get_netrc_auth(", True),
+        ("x = ", True),
+        ("items = [1, 2,", True),
+        ("    return a +", True),
+        ("    return", True),
+        ("if key in", True),
+        ("    value = obj.", True),
+        ("const x = {", True),
+        ("x = 1", False),
+        ("    return result", False),
+        ("foo(a, b)", False),
+        ("", False),
+        ("    ", False),
+        ("def f():\n    x = 1", False),
+        ("x = 1\ny = f(", True),
+        ("i++", False),
+        ("# see also:", False),
+        ("// comment in", False),
+    ],
+)
+def test_line_is_open(before: str, expected: bool) -> None:
+    assert policy.line_is_open(before) is expected
