@@ -138,9 +138,10 @@ class GenerationRequest:
     n: int = 1
     seed: int | None = None  # makes sampling reproducible
     # The text must go on from the prompt's last line: a line break is not chosen before
-    # the first visible non-whitespace character (a call being written, ``x = f(``,
-    # wants its arguments on this line; a single-line suggestion that starts with a line
-    # break shows nothing). Backends that cannot constrain decoding ignore it.
+    # the first visible non-whitespace character, nor right after an opening parenthesis
+    # (a call being written, ``x = f(``, wants its arguments on this line; a
+    # single-line suggestion that starts with a line break shows nothing, one that breaks
+    # after ``f(`` shows half a call). Backends that cannot constrain decoding ignore it.
     continue_line: bool = False
     # Which kept KV cache to reuse: the document's URI for interactive completions,
     # "background" for background work; None shares one default session.

@@ -55,10 +55,12 @@ class Decoder:
         self.prefill_chunk = max(1, prefill_chunk)
         self.speculate = speculate
         # Tokens whose text is a line break after nothing but spaces and tabs: refused
-        # while a ``continue_line`` generation has shown nothing visible yet.
+        # while a ``continue_line`` line is unfinished (see :func:`_unfinished`); and the
+        # tokens holding a line break anywhere (where such a generation's drafts stop).
         self._breaks = [
             i for i, t in enumerate(healer.text) if t and t.lstrip(" \t")[:1] in ("\n", "\r")
         ]
+        self._has_break = frozenset(i for i, t in enumerate(healer.text) if "\n" in t or "\r" in t)
         # (cancel token, stats) of the generation running now: read by the per-layer hook.
         self.active: tuple[CancelToken | None, GenerationStats] | None = None
         self._hook_layers()
@@ -118,12 +120,12 @@ class Decoder:
         # The previous request's tokens come last, so its suggestion wins a tie.
         greedy = request.temperature <= 0
         drafter = Drafter(ids + history) if self.speculate and greedy else None
-        # continue_line: until something visible is generated, no line break
-        blank = request.continue_line
+        # continue_line: no line break while the line is unfinished
+        hold = request.continue_line
         started = time.perf_counter()
         try:
             while True:
-                token = self.pick(logits, rest, request.temperature, generator, blank)
+                token = self.pick(logits, rest, request.temperature, generator, hold)
                 if token in self.eos:
                     stats.stop_reason = "eos"
                     break
@@ -133,10 +135,13 @@ class Decoder:
                     rest = healer.consume(rest, token)
                 check_cancel(cancel, stats)
                 draft = []
-                if drafter is not None and not rest and not blank:
+                if drafter is not None and not rest:
                     tail = (ids[-drafter.n :] + generated + new)[-drafter.n :]
                     room = cap - (len(generated) + 1 - inside)
                     draft = drafter.draft(tail, room, self.eos) if room > 0 else []
+                    if request.continue_line:  # the line ends at a break: no drafts past it
+                        cut = next((k for k, t in enumerate(draft) if t in self._has_break), None)
+                        draft = draft if cut is None else draft[:cut]
                 if draft:
                     accepted, logits = self.verify(session, token, draft)
                     stats.draft_tokens += len(draft)
@@ -149,8 +154,8 @@ class Decoder:
                     drafter.push(new)
                 stats.generated_tokens = len(generated)
                 text = tokens.decode(anchor + generated)[len(anchor_text) + len(healed) :]
-                if blank and not rest and text.strip(" \t"):
-                    blank = False
+                if request.continue_line and not rest:
+                    hold = _unfinished(text)
                 if rest or text.endswith("\ufffd"):  # still healing, or a partial character
                     pass
                 elif text != shown:
@@ -255,3 +260,12 @@ class Decoder:
             probs = torch.softmax(logits / temperature, dim=-1)
             return int(torch.multinomial(probs, 1, generator=generator).item())
         return int(torch.argmax(logits).item())
+
+
+def _unfinished(line: str) -> bool:
+    """Whether a ``continue_line`` generation's text so far leaves its line unfinished:
+    nothing visible yet, or ending in an opening parenthesis (a line break there would end
+    a single-line suggestion in the middle of a call). After ``[`` or ``{`` a line break
+    is left allowed: held on one line, a small model's literal tends to loop."""
+    end = line.rstrip(" \t")
+    return not end or ("\n" not in end and end[-1] == "(")

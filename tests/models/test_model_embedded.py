@@ -383,3 +383,15 @@ def test_continue_line_keeps_the_arguments_on_the_cursors_line(embedded: Transfo
         request(SPREAD_CALLS, max_new_tokens=12, continue_line=True, token_healing=False),
     )
     assert raw.split("\n")[0].strip(), raw
+
+
+def test_continue_line_holds_the_line_after_an_opening_parenthesis(embedded: TransformersBackend):
+    """Typing the name: the model writes ``auth(`` and would break the line there (a
+    single-line suggestion showing half a call); held, the arguments follow on the line."""
+    prompt = SPREAD_CALLS[: SPREAD_CALLS.rindex("get_netrc_auth(")] + "get_"
+    free = fresh(embedded, request(prompt, max_new_tokens=12))
+    kept = fresh(embedded, request(prompt, max_new_tokens=12, continue_line=True))
+    print(f"\nfree: {free!r}\ncontinue_line: {kept!r}")
+    assert free.split("\n")[0].endswith("(")  # what the constraint is for
+    first = kept.split("\n")[0]
+    assert "(" in first and first.rstrip()[-1] != "(", kept
