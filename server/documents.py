@@ -318,7 +318,7 @@ class Document:
         if (el, ec) < (sl, sc):
             (sl, sc, first), (el, ec, last) = (el, ec, last), (sl, sc, first)
         a, head = sl, first[:sc]
-        if sl > 0:
+        if sl > 0 and sc == 0 and (text + last[ec:]).startswith("\n"):
             before = self.line(sl - 1)
             if before.endswith("\r"):  # a lone CR: a "\n" put right after it joins it
                 a, head = sl - 1, before + head
