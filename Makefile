@@ -7,7 +7,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 2087
 export HONE_CACHE_DIR ?= $(CURDIR)/.hone-cache
 
-.PHONY: setup run serve-stdio test test-fast lint format bench-latency bench-decode bench-documents bench-lexical eval-completion eval-retrieval report vscode clean
+.PHONY: setup run serve-stdio test test-fast lint format bench-latency bench-decode bench-documents bench-lexical bench-embeddings eval-completion eval-retrieval report vscode clean
 
 setup: $(STAMP)
 
@@ -72,6 +72,11 @@ bench-documents: $(STAMP)
 # Lexical search for the index: SQLite FTS5 (used) against bm25s, on stdlib chunks.
 bench-lexical: $(STAMP)
 	$(BIN)/python benchmarks/bench_lexical.py --out benchmarks/results/lexical.json
+
+# Embeddings for the index: the embedding pass against a bare encode of the same chunks
+# (ratio), query embedding, and vector search at 80k vectors (exact vs HNSW, usearch).
+bench-embeddings: $(STAMP)
+	$(BIN)/python benchmarks/bench_embeddings.py --out benchmarks/results/embeddings.json
 
 # The measured figures in README.md and benchmarks/README.md, rendered from the results files
 # (tests/test_docs.py fails when they differ): run after any benchmark.

@@ -821,18 +821,29 @@ def retrieval_summary(rt: Data) -> str:
             )
     if not figures:
         return ""
-    without = block.get("completion_exact_without_context")
-    with_ = block.get("completion_exact_with_context")
-    if has(without, "mean") and has(with_, "mean"):
-        diff = block.get("completion_exact_diff") or {}
+    for cursor, label in (("", "after the name"), ("before_", "before it")):
+        without = block.get(f"{cursor}completion_exact_without_context")
+        with_ = block.get(f"{cursor}completion_exact_with_context")
+        if not (has(without, "mean") and has(with_, "mean")):
+            continue
+        diff = block.get(f"{cursor}completion_exact_diff") or {}
+        named = (
+            block.get(f"{cursor}completion_name_with_context"),
+            block.get(f"{cursor}completion_name_without_context"),
+        )
         figures.append(
-            f"completing the rest of the line (cursor after the name, "
-            f"{block.get('completion_sites', '?')} sites, the embedded model): exact match "
-            f"{pct(with_['mean'])} with context vs {pct(without['mean'])} without"
+            f"completing the rest of the line (cursor {label}, "
+            f"{block.get(cursor + 'completion_sites', '?')} sites, the embedded model): exact "
+            f"match {pct(with_['mean'])} with context vs {pct(without['mean'])} without"
             + (
                 f" (paired difference {signed_pct(diff['mean'])}"
                 f"{interval(diff.get('ci95'), signed_pct)})"
                 if has(diff, "mean")
+                else ""
+            )
+            + (
+                f", the callee named {pct(named[0]['mean'])} vs {pct(named[1]['mean'])}"
+                if has(named[0], "mean") and has(named[1], "mean")
                 else ""
             )
         )

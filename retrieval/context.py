@@ -10,7 +10,11 @@ Sources (each a ranked list of chunks):
   workspace), and of the enclosing class's bases;
 - ``recent``: windows of other open buffers most similar to the code before the cursor
   (token-set overlap), most recently edited first on ties;
-- ``git``: the current file's uncommitted changes (a pseudo-chunk of the diff).
+- ``git``: the current file's uncommitted changes (a pseudo-chunk of the diff);
+- ``embeddings`` (with an embedder): the chunks whose vectors are nearest the embedding of
+  the lines before the cursor (:mod:`.embeddings`, :mod:`.vectors`): related code that
+  shares no identifier with them. Only when the index holds vectors of the embedder's
+  model; the query's embedding is part of the source's time.
 
 Fusion: reciprocal-rank fusion (``sum(weight / (K + rank))``); duplicates merge, keeping
 every source that ranked the chunk; chunks that overlap the code around the cursor in the
@@ -21,18 +25,33 @@ knows nothing of prompts: the completion engine packs them (``retrievalTokens``)
 from __future__ import annotations
 
 import functools
+import logging
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from hone.retrieval.chunks import Chunk
 from hone.retrieval.lexical import STOPWORDS, tokens
 from hone.retrieval.store import IndexStore
 
+if TYPE_CHECKING:
+    from hone.retrieval.embeddings import Embedder
+    from hone.retrieval.vectors import VectorSearch
+
+log = logging.getLogger("hone.retrieval.context")
+
 RRF_K = 60
-WEIGHTS = {"cursor": 2.0, "symbols": 1.0, "lexical": 1.0, "recent": 0.8, "git": 0.6}
-QUERY_LINES = 12  # lines before the cursor that the lexical and recent sources read
+WEIGHTS = {
+    "cursor": 2.0,
+    "symbols": 1.0,
+    "lexical": 1.0,
+    "recent": 0.8,
+    "git": 0.6,
+    "embeddings": 1.0,
+}
+QUERY_LINES = 12  # lines before the cursor that the lexical, recent and embeddings sources read
 AROUND_BEFORE = 60  # the current file's lines around the cursor that the prompt shows
 AROUND_AFTER = 20
 RECENT_WINDOW = 20  # lines per window of an open buffer
@@ -72,9 +91,21 @@ class Retrieval:
 
 
 class Retriever:
-    def __init__(self, store: IndexStore, embed: Callable | None = None) -> None:
+    """``Retriever(store)``: the sources without embeddings. ``embed``: an embedder
+    (:class:`~hone.retrieval.embeddings.Embedder`) adds the ``embeddings`` source, over
+    ``vectors`` (default: in memory, filled from the store's vectors on first use) when the
+    store holds vectors of the embedder's model (``embed.key``)."""
+
+    def __init__(
+        self,
+        store: IndexStore,
+        embed: Embedder | None = None,
+        vectors: VectorSearch | None = None,
+    ) -> None:
         self.store = store
-        self.embed = embed  # (the embeddings source arrives with the vector store)
+        self.embed = embed
+        self.vectors = vectors
+        self._model_checked = False
 
     def retrieve(self, q: Query, limit: int = 20) -> Retrieval:
         timings: dict[str, float] = {}
@@ -98,10 +129,46 @@ class Retriever:
         if q.diff.strip():
             lists["git"] = [_diff_chunk(q)]
 
+        if self.embed is not None:
+            t = time.perf_counter()
+            lists["embeddings"] = self._embeddings(query_text)
+            timings["embeddings"] = _ms(t)
+
         t = time.perf_counter()
         hits = fuse(lists, q.path, line_no)
         timings["fuse"] = _ms(t)
         return Retrieval(hits[:limit], timings)
+
+    # -- embeddings ----------------------------------------------------------------------
+
+    def _embeddings(self, query_text: str) -> list[Chunk]:
+        """The chunks nearest the query's embedding (none when the store holds no vectors
+        of this embedder's model, or the model fails: logged once)."""
+        embed = self.embed
+        if embed is None or not query_text.strip():
+            return []
+        if not self._model_checked:
+            model = self.store.meta().get("embed_model")
+            if model != embed.key:
+                log.info("the index holds no vectors of %s (it has %s)", embed.key, model)
+                self.embed = None
+                return []
+            self._model_checked = True
+        if self.vectors is None:
+            from hone.retrieval.vectors import VectorSearch
+
+            self.vectors = VectorSearch(self.store)
+        if not self.vectors.available():
+            return []  # nothing embedded yet (or not loaded yet): no query to embed
+        from hone.retrieval.embeddings import EmbeddingError
+
+        try:
+            vector = embed.encode_query(query_text)
+        except EmbeddingError as exc:
+            log.warning("embeddings source off: %s", exc)
+            self.embed = None
+            return []
+        return [s.chunk for s, _ in self.vectors.search(vector, PER_SOURCE)]
 
     # -- symbols -------------------------------------------------------------------------
 

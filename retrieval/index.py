@@ -6,6 +6,12 @@ not read; one whose text hashes the same is not re-chunked. A second update of a
 workspace does no work. Open buffers are indexed from their live text
 (:meth:`Index.update_text`), and a saved or changed file is re-read
 (:meth:`Index.update_paths`).
+
+Embeddings: an index given an embedder (:mod:`.embeddings`) keeps its name in the index and
+:meth:`Index.embed` gives a vector to every chunk that has none yet (new and changed
+chunks only; a file's unchanged definitions keep theirs), in batches sorted by length as
+``SentenceTransformer.encode`` sorts them, written per batch, so a stop loses at most one
+batch. :attr:`Index.vectors` searches them (:mod:`.vectors`).
 """
 
 from __future__ import annotations
@@ -16,15 +22,21 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hone.retrieval.chunks import chunk_text
 from hone.retrieval.files import SourceFile, list_workspace, read_source
 from hone.retrieval.store import IndexStore, StoredChunk, content_hash
 from hone.retrieval.syntax import language_for_path, language_object
 
+if TYPE_CHECKING:
+    from hone.retrieval.embeddings import Embedder
+    from hone.retrieval.vectors import VectorSearch, VectorStore
+
 # Called with (done, total, message) while an update runs.
 Progress = Callable[[int, int, str], None]
 MAX_BYTES = 1_000_000
+EMBED_WINDOW = 4096  # pending chunks read and sorted by length at a time
 
 
 @dataclass
@@ -46,6 +58,20 @@ class IndexReport:
         return dict(self.__dict__)
 
 
+@dataclass
+class EmbedReport:
+    model: str
+    embedded: int = 0  # vectors written now
+    pending: int = 0  # chunks still without a vector afterwards
+    vectors: int = 0  # chunks with a vector afterwards
+    batches: int = 0
+    stopped: bool = False  # should_stop said so, or max_batches was reached
+    seconds: dict[str, float] = field(default_factory=dict)  # read, encode, write, total
+
+    def as_json(self) -> dict:
+        return dict(self.__dict__)
+
+
 class Index:
     """One workspace's index: update it, query it."""
 
@@ -56,11 +82,19 @@ class Index:
         exclude: Sequence[str] = (),
         folder: Path | None = None,
         max_bytes: int = MAX_BYTES,
+        embedder: Embedder | None = None,
+        vector_store: VectorStore | None = None,
     ) -> None:
+        """``embedder``: the model :meth:`embed` uses (its key is kept in the index: another
+        one drops the stored vectors); ``vector_store``: what :attr:`vectors` searches
+        with (default: in memory, :class:`~hone.retrieval.vectors.LocalVectors`)."""
         self.root = Path(os.path.realpath(root))
         self.exclude = tuple(exclude)
         self.max_bytes = max_bytes
-        self.store = IndexStore(self.root, folder)
+        self.embedder = embedder
+        self.store = IndexStore(self.root, folder, embed_model=embedder.key if embedder else "")
+        self._vector_store = vector_store
+        self._vectors: VectorSearch | None = None
 
     # -- updates ---------------------------------------------------------------------------
 
@@ -171,10 +205,84 @@ class Index:
             writer.put_file(path, digest, len(text), 0, language, chunks, live=True)
         return True
 
+    # -- embeddings --------------------------------------------------------------------------
+
+    def embed(
+        self,
+        progress: Progress | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        between: Callable[[], None] | None = None,
+        *,
+        max_batches: int | None = None,
+    ) -> EmbedReport:
+        """Embed the chunks that have no vector yet, one batch at a time (``embedder.
+        batch_size`` chunks, each batch written in one transaction). ``should_stop`` is asked
+        and ``between`` called before each batch (as in :meth:`update`); ``max_batches``
+        bounds the work of one call (the server interleaves it with other index work).
+        Raises :class:`~hone.retrieval.embeddings.EmbeddingError` when the model fails."""
+        embedder = self.embedder
+        if embedder is None:
+            raise ValueError("this Index has no embedder")
+        store = self.store
+        report = EmbedReport(embedder.key)
+        timing: Counter[str] = Counter()
+        t0 = time.perf_counter()
+        total = store.pending_count() if progress is not None else 0
+        after = 0
+        while not report.stopped:
+            t = time.perf_counter()
+            rows = store.pending_embeddings(EMBED_WINDOW, after)
+            if not rows:
+                break
+            after = rows[-1].id
+            # longest first, as SentenceTransformer.encode orders a list: similar lengths
+            # share a batch, so little of it is padding
+            docs = sorted(
+                ((embedder.document(r.chunk), r.id) for r in rows), key=lambda d: -len(d[0])
+            )
+            timing["read"] += time.perf_counter() - t
+            for start in range(0, len(docs), embedder.batch_size):
+                if between is not None:
+                    between()
+                if (should_stop is not None and should_stop()) or (
+                    max_batches is not None and report.batches >= max_batches
+                ):
+                    report.stopped = True
+                    break
+                batch = docs[start : start + embedder.batch_size]
+                t = time.perf_counter()
+                vectors = embedder.encode([d for d, _ in batch])
+                timing["encode"] += time.perf_counter() - t
+                t = time.perf_counter()
+                report.embedded += store.put_embeddings([i for _, i in batch], vectors)
+                timing["write"] += time.perf_counter() - t
+                report.batches += 1
+                if progress is not None:
+                    progress(report.embedded, total, "")
+        counts = store.counts()
+        report.vectors = counts["embedded"]
+        report.pending = counts["chunks"] - counts["embedded"]
+        report.seconds = {k: round(v, 3) for k, v in timing.items()}
+        report.seconds["total"] = round(time.perf_counter() - t0, 3)
+        return report
+
+    @property
+    def vectors(self) -> VectorSearch:
+        """Vector search over this index's stored vectors (created on first use)."""
+        if self._vectors is None:
+            from hone.retrieval.vectors import VectorSearch
+
+            self._vectors = VectorSearch(self.store, self._vector_store)
+        return self._vectors
+
     # -- queries ---------------------------------------------------------------------------
 
     def search(self, text: str, limit: int = 20) -> list[tuple[StoredChunk, float]]:
         return self.store.search(text, limit)
 
     def close(self) -> None:
+        if self._vectors is not None:
+            close = getattr(self._vectors.backend, "close", None)
+            if close is not None:
+                close()
         self.store.close()

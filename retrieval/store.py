@@ -6,6 +6,12 @@ real path: never inside the repository.
 
 - **Schema version**: an index written by another version is removed and rebuilt, never
   misread. The embedding model's name is kept too: changing it drops the vectors.
+- **Vectors**: each chunk's embedding is a float16 BLOB in its row (NULL until the
+  embedding pass of :meth:`hone.retrieval.index.Index.embed` fills it). A file re-chunked
+  with some definitions unchanged keeps their vectors. Chunk ids are never reused
+  (``AUTOINCREMENT``), and triggers append every vector that appears or goes to
+  ``vector_log``, so a vector search structure (:mod:`.vectors`: in memory, or a Qdrant
+  collection) catches up with a cheap read of the log's tail, in this process or another.
 - **One writer at a time**: :meth:`IndexStore.writer` holds an exclusive ``flock`` on
   ``writer.lock`` (across processes) for the whole update. WAL mode: readers are never
   blocked by the writer and see the last committed state.
@@ -33,14 +39,18 @@ import shutil
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from hone.retrieval.chunks import Chunk
 from hone.retrieval.lexical import fts_query, tokens
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: chunk ids never reused, vector log
+VECTOR_DTYPE = np.dtype("<f2")  # how a chunk's embedding is stored (float16, little-endian)
+LOG_KEEP = 200_000  # vector_log entries kept; a reader further behind reloads everything
 QUERY_TERMS = 24  # distinct tokens a lexical query keeps (benchmarks/bench_lexical.py)
 COMMON_SHARE = 0.02  # ... of those in at most this share of the chunks
 COMMON_MIN = 50
@@ -56,7 +66,7 @@ CREATE TABLE IF NOT EXISTS files (
     live INTEGER NOT NULL DEFAULT 0  -- 1: indexed from an open buffer's text
 );
 CREATE TABLE IF NOT EXISTS chunks (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: an id names one content for good
     path TEXT NOT NULL,
     start_line INTEGER NOT NULL,
     end_line INTEGER NOT NULL,
@@ -66,9 +76,30 @@ CREATE TABLE IF NOT EXISTS chunks (
     language TEXT NOT NULL,
     text TEXT NOT NULL,
     signature TEXT NOT NULL,
-    embedding BLOB
+    embedding BLOB  -- float16 vector (VECTOR_DTYPE) of the meta's embed_model; NULL: pending
 );
 CREATE INDEX IF NOT EXISTS chunks_path ON chunks(path);
+-- which chunks wait for a vector, and which have one, without reading the rows
+CREATE INDEX IF NOT EXISTS chunks_unembedded ON chunks(id) WHERE embedding IS NULL;
+CREATE INDEX IF NOT EXISTS chunks_embedded ON chunks(id) WHERE embedding IS NOT NULL;
+-- every vector that appears (present = 1) or goes (0), in order: vector stores catch up
+CREATE TABLE IF NOT EXISTS vector_log (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id INTEGER NOT NULL,
+    present INTEGER NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS vector_inserted AFTER INSERT ON chunks
+WHEN new.embedding IS NOT NULL BEGIN
+    INSERT INTO vector_log(id, present) VALUES (new.id, 1);
+END;
+CREATE TRIGGER IF NOT EXISTS vector_changed AFTER UPDATE OF embedding ON chunks
+WHEN (old.embedding IS NULL) != (new.embedding IS NULL) BEGIN
+    INSERT INTO vector_log(id, present) VALUES (new.id, new.embedding IS NOT NULL);
+END;
+CREATE TRIGGER IF NOT EXISTS vector_deleted AFTER DELETE ON chunks
+WHEN old.embedding IS NOT NULL BEGIN
+    INSERT INTO vector_log(id, present) VALUES (old.id, 0);
+END;
 CREATE INDEX IF NOT EXISTS chunks_name ON chunks(name);
 CREATE INDEX IF NOT EXISTS chunks_short_name ON chunks(short_name);
 -- the identifier-split tokens of each chunk (rowid = chunks.id); SQLite 3.40 in Python 3.11
@@ -142,12 +173,21 @@ class IndexStore:
             db.executescript(_SCHEMA)
         meta = self.meta()
         if "schema_version" not in meta:
-            self._set_meta(schema_version=str(SCHEMA_VERSION), root=str(self.root), state="new")
+            self._set_meta(
+                schema_version=str(SCHEMA_VERSION),
+                root=str(self.root),
+                state="new",
+                vectors_epoch=uuid.uuid4().hex,
+            )
             meta = self.meta()
         self.interrupted = meta.get("state") == "building" and not self.writer_busy()
         if self.embed_model and meta.get("embed_model", self.embed_model) != self.embed_model:
             with db:  # another embedding model: its vectors mean nothing to this one
                 db.execute("UPDATE chunks SET embedding = NULL")
+                db.execute("DELETE FROM vector_log")  # readers start over (a new epoch)
+                db.execute(
+                    "UPDATE meta SET value = ? WHERE key = 'vectors_epoch'", (uuid.uuid4().hex,)
+                )
         if self.embed_model:
             self._set_meta(embed_model=self.embed_model)
 
@@ -204,6 +244,11 @@ class IndexStore:
     def meta(self) -> dict[str, str]:
         return dict(self._db().execute("SELECT key, value FROM meta").fetchall())
 
+    def set_meta_value(self, key: str, value: str) -> None:
+        """Keep ``value`` under ``key`` in the index's meta (e.g. how far a persistent
+        vector store has caught up with the vector log)."""
+        self._set_meta(**{key: value})
+
     def _set_meta(self, **values: str) -> None:
         db = self._db()
         with db:
@@ -247,6 +292,7 @@ class IndexStore:
                 writer = Writer(self)
                 try:
                     yield writer
+                    self._prune_log()
                     self._set_meta(state="complete", updated=str(time.time()))
                     self.interrupted = False
                 finally:
@@ -337,6 +383,113 @@ class IndexStore:
             self._local.chunk_count = cached
         return cached[0]
 
+    # -- vectors ---------------------------------------------------------------------------
+
+    def pending_embeddings(self, limit: int, after: int = 0) -> list[StoredChunk]:
+        """Chunks without a vector (ids above ``after``, in id order), at most ``limit``."""
+        ids = [
+            r[0]
+            for r in self._db().execute(
+                "SELECT id FROM chunks INDEXED BY chunks_unembedded "
+                "WHERE embedding IS NULL AND id > ? ORDER BY id LIMIT ?",
+                (after, limit),
+            )
+        ]
+        found: dict[int, StoredChunk] = {}
+        for start in range(0, len(ids), 500):  # (within any SQLite's variable limit)
+            found.update(self.chunks_by_id(ids[start : start + 500]))
+        return [found[i] for i in ids if i in found]
+
+    def put_embeddings(self, ids: Sequence[int], vectors: np.ndarray) -> int:
+        """Store the vectors of these chunks (one transaction): only where a chunk still
+        waits for one, and only while the index's model is this store's. Returns how many
+        were written."""
+        if not self.embed_model:
+            raise ValueError("this IndexStore was opened without an embedding model")
+        if len(ids) != len(vectors):
+            raise ValueError(f"{len(ids)} ids for {len(vectors)} vectors")
+        blobs = np.ascontiguousarray(vectors, dtype=VECTOR_DTYPE)
+        db = self._db()
+        with db:
+            db.execute("BEGIN IMMEDIATE")
+            model = db.execute("SELECT value FROM meta WHERE key = 'embed_model'").fetchone()
+            if model is None or model[0] != self.embed_model:
+                return 0  # another process switched the model meanwhile
+            cur = db.executemany(
+                "UPDATE chunks SET embedding = ? WHERE id = ? AND embedding IS NULL",
+                [(blobs[i].tobytes(), int(chunk_id)) for i, chunk_id in enumerate(ids)],
+            )
+            return cur.rowcount
+
+    def pending_count(self) -> int:
+        return (
+            self._db()
+            .execute(
+                "SELECT count(*) FROM chunks INDEXED BY chunks_unembedded WHERE embedding IS NULL"
+            )
+            .fetchone()[0]
+        )
+
+    def vectors(self, ids: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(chunk ids, float16 matrix) of the stored vectors: all, or those of ``ids``."""
+        db = self._db()
+        if ids is None:
+            rows = db.execute(
+                "SELECT id, embedding FROM chunks WHERE embedding IS NOT NULL ORDER BY id"
+            ).fetchall()
+        else:
+            rows = []
+            ids = [int(i) for i in ids]
+            for start in range(0, len(ids), 500):
+                part = ids[start : start + 500]
+                marks = ",".join("?" * len(part))
+                rows += db.execute(
+                    f"SELECT id, embedding FROM chunks WHERE id IN ({marks}) "
+                    "AND embedding IS NOT NULL",
+                    part,
+                ).fetchall()
+        keys = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        if not rows:
+            return keys, np.zeros((0, 0), dtype=VECTOR_DTYPE)
+        matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=VECTOR_DTYPE)
+        return keys, matrix.reshape(len(rows), -1)
+
+    def vector_changes(self, epoch: str, after: int) -> tuple[str, int, dict[int, bool] | None]:
+        """What happened to the vectors since log entry ``after`` of ``epoch``: (the current
+        epoch, the last entry, chunk id -> has a vector now). The changes are None when
+        the reader must reload everything: another epoch (the model changed, the index
+        was rebuilt) or entries it missed were pruned. One read transaction."""
+        db = self._db()
+        with db:
+            db.execute("BEGIN")
+            row = db.execute("SELECT value FROM meta WHERE key = 'vectors_epoch'").fetchone()
+            current = row[0] if row else ""
+            first, last = db.execute("SELECT min(seq), max(seq) FROM vector_log").fetchone()
+            last = last or 0
+            if current != epoch or (first is not None and first > after + 1 and after < last):
+                return current, last, None
+            changes: dict[int, bool] = {}
+            for chunk_id, present in db.execute(
+                "SELECT id, present FROM vector_log WHERE seq > ? ORDER BY seq", (after,)
+            ):
+                changes[chunk_id] = bool(present)
+        return current, max(last, after), changes
+
+    def vector_head(self) -> tuple[str, int]:
+        """(epoch, last log entry): cheap, to see whether anything changed."""
+        db = self._db()
+        row = db.execute("SELECT value FROM meta WHERE key = 'vectors_epoch'").fetchone()
+        last = db.execute("SELECT max(seq) FROM vector_log").fetchone()[0] or 0
+        return (row[0] if row else ""), last
+
+    def _prune_log(self) -> None:
+        db = self._db()
+        with db:
+            db.execute(
+                "DELETE FROM vector_log WHERE seq <= (SELECT max(seq) FROM vector_log) - ?",
+                (LOG_KEEP,),
+            )
+
     def _rows(self, where: str, args: tuple) -> list[StoredChunk]:
         rows = (
             self._db()
@@ -356,7 +509,7 @@ def _counts(db: sqlite3.Connection) -> dict[str, int]:
         "chunks": db.execute("SELECT count(*) FROM chunks").fetchone()[0],
         "embedded": db.execute(
             "SELECT count(*) FROM chunks WHERE embedding IS NOT NULL"
-        ).fetchone()[0],
+        ).fetchone()[0],  # (chunks_embedded: the partial index answers it)
     }
 
 
@@ -396,11 +549,21 @@ class Writer:
     ) -> None:
         db = self.store._db()
         with db:
+            # vectors of definitions whose text did not change (the rest wait for the
+            # embedding pass): what is embedded is made of these fields and the path
+            kept = {
+                tuple(r[:4]): r[4]
+                for r in db.execute(
+                    "SELECT kind, name, signature, text, embedding FROM chunks "
+                    "WHERE path = ? AND embedding IS NOT NULL",
+                    (path,),
+                )
+            }
             self._delete_chunks(db, path)
             for c in chunks:
                 cur = db.execute(
                     "INSERT INTO chunks(path, start_line, end_line, kind, name, short_name, "
-                    "language, text, signature) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "language, text, signature, embedding) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         c.path,
                         c.start_line,
@@ -411,6 +574,7 @@ class Writer:
                         c.language,
                         c.text,
                         c.signature,
+                        kept.get((c.kind, c.name, c.signature, c.text)),
                     ),
                 )
                 words = tokens(f"{c.path}\n{c.name}\n{c.text}")

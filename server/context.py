@@ -16,6 +16,16 @@ background, and the snippets each completion request gets from it.
   ``git checkout`` say, becomes one incremental update of the whole folder). An opened
   document whose text differs from what the index holds is indexed from its live text; the
   disk's version comes back when it is saved or closed. Keystrokes re-index nothing.
+- **Embeddings** (option ``embeddings``): once a folder's index is built or updated, and
+  :data:`EMBED_DELAY_S` later, when completions pause (no request in flight or begun in the
+  last :data:`EMBED_IDLE_S`, the completion model loaded), its chunks without a vector are
+  embedded by the same queue, :data:`EMBED_JOB_BATCHES` batches per job (then the job goes
+  to the back of the queue, behind file updates), pausing between batches while a
+  completion waits. The model (``embeddingModel``) loads once per process, lazily, in a
+  thread of its own (not in the model's slot: completions go on meanwhile); a model that
+  cannot load is logged once and the other sources go on. Vectors are searched in memory
+  or on a Qdrant server (``vectorStore``); completions use whatever vectors exist, and
+  embed their query in the model worker (``timings_ms["embeddings"]``).
 - **Failures** (a folder that cannot be read, an index another ``hone index`` is writing, a
   broken index) are logged once per folder and leave that folder without context; the
   server keeps serving.
@@ -40,6 +50,7 @@ import hashlib
 import itertools
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -49,11 +60,13 @@ from typing import TYPE_CHECKING, Any
 
 from hone.models.backend import Snippet
 from hone.retrieval.context import Query, Retrieval, Retriever
+from hone.retrieval.embeddings import Embedder, EmbeddingError, SentenceEmbedder
 from hone.retrieval.files import VENDORED
 from hone.retrieval.git import GitError, top_level, uncommitted_diff
 from hone.retrieval.index import Index
 from hone.retrieval.store import content_hash
 from hone.retrieval.syntax import language_for_path, language_object
+from hone.retrieval.vectors import VectorSearch, open_vector_store
 from lsprotocol import types
 from pygls.uris import to_fs_path
 
@@ -72,6 +85,10 @@ DEBOUNCE_S = 0.5  # file events are collected this long, then re-read in one bat
 FULL_UPDATE_OVER = 50  # more changed paths than this: one incremental update of the folder
 BUSY_RETRY_S = 2.0  # another process writes the index: try again after this long
 PROGRESS_EVERY_S = 0.3  # at most one $/progress report per this long
+EMBED_DELAY_S = 2.0  # after a build or update, embedding starts this much later
+EMBED_IDLE_S = 3.0  # ... and only this long after the last completion request began
+EMBED_JOB_BATCHES = 8  # batches per embedding job (then it queues again, behind updates)
+INLINE_SYNC = 2048  # vector changes a completion's retrieval applies itself (more: background)
 
 Job = Callable[["Ticket"], None]
 _progress_tokens = itertools.count(1)
@@ -90,11 +107,16 @@ def retrieve(
     open_buffers: dict[str, str] | None = None,
     diff: str = "",
     limit: int = SNIPPETS,
+    embed: Embedder | None = None,
+    vectors: VectorSearch | None = None,
 ) -> Retrieval:
     """The ranked context for a cursor at ``offset`` of ``text`` (the file ``path``, relative
-    to the index's root)."""
+    to the index's root); ``embed`` adds the embeddings source (over ``vectors``, default
+    the index's own)."""
     query = Query(path, text, offset, language, open_buffers=open_buffers or {}, diff=diff)
-    return Retriever(index.store).retrieve(query, limit)
+    if embed is not None and vectors is None:
+        vectors = index.vectors
+    return Retriever(index.store, embed=embed, vectors=vectors).retrieve(query, limit)
 
 
 def snippets_of(found: Retrieval) -> tuple[Snippet, ...]:
@@ -115,28 +137,74 @@ def workspace_root(path: Path, repo: Path | None = None) -> Path | None:
 
 
 def retrieve_for_file(
-    root: Path, path: Path, text: str, offset: int, *, exclude: Sequence[str] = (), limit: int
+    root: Path,
+    path: Path,
+    text: str,
+    offset: int,
+    *,
+    exclude: Sequence[str] = (),
+    limit: int,
+    embedder: Embedder | None = None,
 ) -> tuple[str, Retrieval, dict[str, float]]:
     """Bring ``root``'s index up to date (incremental), index ``text`` as the file's current
     text, and retrieve for the cursor: (the file's path relative to ``root``, the ranking,
-    timings in ms). Raises ValueError when ``path`` is not inside ``root``, and the index's
-    errors (:class:`~hone.retrieval.store.IndexError_`, OSError)."""
+    timings in ms). With an ``embedder``, and vectors of its model in the index (``hone
+    index`` made them), new and changed chunks are embedded (at most
+    :data:`CLI_EMBED_BATCHES` batches) and the embeddings source joins. Raises ValueError
+    when ``path`` is not inside ``root``, and the index's errors
+    (:class:`~hone.retrieval.store.IndexError_`, OSError,
+    :class:`~hone.retrieval.embeddings.EmbeddingError`)."""
     rel = path.resolve().relative_to(root).as_posix()
     t0 = time.perf_counter()
-    index = Index(root, exclude=exclude)
+    if embedder is not None and not has_vectors(root, embedder):
+        embedder = None
+    index = Index(root, exclude=exclude, embedder=embedder)
     try:
         index.update()
         index.update_text(rel, text)  # the file as it is now, saved or not
+        timings: dict[str, float] = {}
+        if embedder is not None:
+            t = time.perf_counter()
+            index.embed(max_batches=CLI_EMBED_BATCHES)
+            timings["embed_ms"] = _ms(t)
         t1 = time.perf_counter()
         try:
             diff = uncommitted_diff(root, rel)
         except GitError:
             diff = ""
-        found = retrieve(index, rel, text, offset, language_for_path(rel), diff=diff, limit=limit)
+        found = retrieve(
+            index, rel, text, offset, language_for_path(rel), diff=diff, limit=limit, embed=embedder
+        )
     finally:
         index.close()
-    timings = {"index_ms": _ms(t0, t1), "retrieval_ms": _ms(t1)}
+    timings = {"index_ms": _ms(t0, t1), **timings, "retrieval_ms": _ms(t1)}
     return rel, found, timings
+
+
+CLI_EMBED_BATCHES = 8  # `hone context` embeds at most this many batches of changed chunks
+
+
+def has_vectors(root: Path, embedder: Embedder) -> bool:
+    """Whether ``root``'s index holds vectors of ``embedder``'s model (read-only)."""
+    import sqlite3
+
+    from hone.retrieval.store import index_home, workspace_key
+
+    db_path = index_home() / workspace_key(root) / "index.sqlite"
+    if not db_path.exists():
+        return False
+    try:
+        db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=2)
+        try:
+            model = db.execute("SELECT value FROM meta WHERE key = 'embed_model'").fetchone()
+            if model is None or model[0] != embedder.key:
+                return False
+            row = db.execute("SELECT 1 FROM chunks WHERE embedding IS NOT NULL LIMIT 1")
+            return row.fetchone() is not None
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return False
 
 
 # -- the server's side -------------------------------------------------------------------------
@@ -158,6 +226,14 @@ class FolderIndex:
     chunks: int = 0
     generation: int = 0  # bumped after every update written (the snippets' stickiness key)
     report: dict[str, Any] | None = None
+    # embeddings: off | queued | loading (the model) | embedding | complete | error
+    embed_state: str = "off"
+    embedded: int = 0  # chunks with a vector
+    pending_vectors: int = 0  # chunks without one
+    embed_generation: int = 0  # bumped when an embedding pass completes (stickiness key too)
+    embed_queued: bool = False
+    embed_error: str | None = None  # the last embedding job's failure (retried after updates)
+    vectors: VectorSearch | None = None
     error: str | None = None
     closed: bool = False  # removed, or retrieval turned off: its work stops
     live: set[str] = field(default_factory=set)  # indexed from an open buffer's text
@@ -175,6 +251,13 @@ class FolderIndex:
             "files": self.files,
             "chunks": self.chunks,
             "generation": self.generation,
+            "embeddings": {
+                "state": self.embed_state,
+                "embedded": self.embedded,
+                "pending": self.pending_vectors,
+                "generation": self.embed_generation,
+                "error": self.embed_error,
+            },
             "live": sorted(self.live),
             "error": self.error,
             "report": self.report,
@@ -187,7 +270,8 @@ class Prepared:
 
     folder: FolderIndex
     path: str  # relative to the folder
-    key: tuple[int, int, int]  # (line, index generation, diff epoch): same key, same snippets
+    # (line, index generation, diff epoch, embeddings generation): same key, same snippets
+    key: tuple[int, int, int, int]
     sticky: tuple[Snippet, ...] | None = None  # the previous snippets, still valid
     open_buffers: dict[str, str] = field(default_factory=dict)
     diff: str = ""
@@ -212,12 +296,15 @@ class WorkspaceContext:
         self._pending: dict[str, set[str]] = {}  # folder uri -> paths changed on disk
         self._flush: asyncio.TimerHandle | None = None
         # uri -> (key, snippets): the last snippets of each document
-        self._sticky: dict[str, tuple[tuple[int, int, int], tuple[Snippet, ...]]] = {}
+        self._sticky: dict[str, tuple[tuple[int, int, int, int], tuple[Snippet, ...]]] = {}
         self._diffs: dict[str, str] = {}  # uri -> its uncommitted diff (git), when known
         self._diff_epoch: dict[str, int] = {}
         self._diffing: set[str] = set()
         self._git: concurrent.futures.ThreadPoolExecutor | None = None
         self._touched: dict[str, tuple[float, int]] = {}  # uri -> (opened/changed at, line)
+        self._embedder: SentenceEmbedder | None = None  # one per process (and model option)
+        self._last_request = 0.0  # when the last completion that needs the model began
+        self._loading: dict[SentenceEmbedder, list[FolderIndex]] = {}  # model loads running
 
     # -- state ------------------------------------------------------------------------------
 
@@ -242,8 +329,27 @@ class WorkspaceContext:
             "exclude": list(self.exclude),
             "pendingJobs": pending,
             "pendingPaths": sum(len(p) for p in self._pending.values()),
+            "embeddings": self._describe_embeddings(),
             "folders": [f.as_json() for f in self.folders.values()],
         }
+
+    def _describe_embeddings(self) -> dict[str, Any]:
+        options = self.server.options
+        embedder = self._embedder
+        return {
+            "enabled": self.embeddings_on,
+            "model": embedder.key if embedder is not None else None,
+            "loaded": embedder is not None and embedder.loaded,
+            "loadSeconds": embedder.load_s if embedder is not None else None,
+            "error": embedder.error if embedder is not None else None,
+            "vectorStore": options.vector_store or "memory",
+            # whether this process imported sentence-transformers at all
+            "imported": "sentence_transformers" in sys.modules,
+        }
+
+    @property
+    def embeddings_on(self) -> bool:
+        return self.enabled and self.server.options.embeddings
 
     # -- lifecycle (event loop) ---------------------------------------------------------------
 
@@ -273,6 +379,9 @@ class WorkspaceContext:
         if tuple(new.exclude) != self.exclude:
             self.exclude = tuple(new.exclude)
             self._drop(list(self.folders))  # re-created below with the new globs
+        embedding = ("embeddings", "embedding_model", "vector_store")
+        if any(getattr(old, k) != getattr(new, k) for k in embedding):
+            self._drop(list(self.folders))  # re-opened with (or without) the new model
         if old.retrieval != new.retrieval or not self.folders:
             self.sync_folders()
 
@@ -366,13 +475,14 @@ class WorkspaceContext:
     def prepare(self, request: CompletionRequest, line: int) -> Prepared | None:
         """On the event loop, for a request that needs the model: None when it gets no
         context (retrieval off, a file outside the workspace folders, no index yet)."""
+        self._last_request = time.monotonic()
         if not self.enabled:
             return None
         folder, rel = self._locate(request.key)
         if folder is None or rel is None or folder.index is None:
             return None
         uri = request.key
-        key = (line, folder.generation, self._diff_epoch.get(uri, 0))
+        key = (line, folder.generation, self._diff_epoch.get(uri, 0), folder.embed_generation)
         previous = self._sticky.get(uri)
         if previous is not None and previous[0] == key:
             return Prepared(folder, rel, key, sticky=previous[1], line=line)
@@ -407,6 +517,9 @@ class WorkspaceContext:
                 pad = prepared.line - text.count("\n", 0, offset)
                 if pad > 0:
                     text, offset = "\n" * pad + text, offset + pad
+            embedder, vectors = index.embedder, folder.vectors
+            if embedder is None or not embedder.loaded or vectors is None:
+                embedder = vectors = None  # not yet: the background loads and embeds first
             try:
                 found = retrieve(
                     index,
@@ -416,9 +529,13 @@ class WorkspaceContext:
                     request.language,
                     open_buffers=prepared.open_buffers,
                     diff=prepared.diff,
+                    embed=embedder,
+                    vectors=vectors,
                 )
                 snippets = snippets_of(found)
                 info["sources"] = found.timings_ms
+                # the sources of each snippet (as `paths`): which found it
+                info["hits"] = [",".join(h.sources) for h in found.hits if h.chunk.text.strip()]
             except Exception as exc:  # noqa: BLE001 - no context, the completion goes on
                 _log_once(folder, f"retrieve: {type(exc).__name__}", f"retrieval failed: {exc}")
                 return (), info
@@ -570,7 +687,9 @@ class WorkspaceContext:
             if not folder.root.is_dir():  # before an index is made for it
                 raise NotADirectoryError(f"not a folder: {folder.root}")
             if folder.index is None:
-                folder.index = Index(folder.root, exclude=self.exclude)
+                folder.index = Index(
+                    folder.root, exclude=self.exclude, embedder=self._embedder_for_index()
+                )
             if self._busy(folder, lambda t: self._build(folder, t)):
                 return
             folder.state = "building"
@@ -600,6 +719,7 @@ class WorkspaceContext:
         message = f"{result.files} files, {result.chunks} chunks in {seconds:.1f} s"
         log.info("index of %s: %s (%s)", folder.root, message, folder.index.store.folder)
         progress.end(message)
+        self._schedule_embed(folder)
 
     def _update(self, folder: FolderIndex, paths: list[str], ticket: Ticket) -> None:
         """Re-read files changed on disk (a big batch: the whole folder, incrementally)."""
@@ -624,6 +744,7 @@ class WorkspaceContext:
                 folder.live.discard(path)
             folder.chunks = folder.index.store.counts()["chunks"]
         folder.generation += 1
+        self._schedule_embed(folder)
 
     def _index_text(self, folder: FolderIndex, rel: str, text: str) -> None:
         """An opened document: index its text if it differs from the indexed file's."""
@@ -637,6 +758,124 @@ class WorkspaceContext:
         if folder.index.update_text(rel, text):
             folder.live.add(rel)
             folder.generation += 1
+            self._schedule_embed(folder)
+
+    # -- embeddings (background) --------------------------------------------------------------
+
+    def _embedder_for_index(self) -> SentenceEmbedder | None:
+        """The embedder new indexes are opened with (not loaded: that comes later), or None
+        when embeddings are off."""
+        if not self.server.options.embeddings:
+            return None
+        spec = self.server.options.embedding_model
+        if self._embedder is None or self._embedder.spec != spec:
+            self._embedder = SentenceEmbedder(spec)
+        return self._embedder
+
+    def _schedule_embed(self, folder: FolderIndex, delay: float = EMBED_DELAY_S) -> None:
+        """Queue an embedding job for the folder (after ``delay``), unless one waits."""
+        if folder.index is None or folder.index.embedder is None or not self.embeddings_on:
+            return
+        if folder.embed_queued or folder.closed:
+            return
+        folder.embed_queued = True
+        if folder.embed_state in ("off", "complete"):
+            folder.embed_state = "queued"
+        job = lambda ticket: self._embed(folder, ticket)  # noqa: E731
+        if delay > 0:
+            self._later(delay, folder, job)
+        else:
+            self._enqueue(folder, job)
+
+    def _embed(self, folder: FolderIndex, ticket: Ticket) -> None:
+        """One embedding job: up to EMBED_JOB_BATCHES batches, then queued again if more
+        chunks wait (file updates queued meanwhile run first)."""
+        folder.embed_queued = False
+        index = folder.index
+        if index is None or index.embedder is None or folder.closed or not self.embeddings_on:
+            return
+        if self._completions_active():  # the user is typing: later (the model load too)
+            folder.embed_queued = True
+            self._later(EMBED_IDLE_S, folder, lambda t: self._embed(folder, t))
+            return
+        embedder = index.embedder
+        if not embedder.loaded:
+            if embedder.error is not None:
+                folder.embed_state, folder.embed_error = "error", embedder.error
+                return
+            folder.embed_state = "loading"
+            self._load_embedder(embedder, folder)
+            return
+        folder.embed_state = "embedding"
+        should_stop, between = self._hooks(folder, ticket)
+        try:
+            if folder.vectors is None:
+                store = open_vector_store(
+                    self.server.options.vector_store, folder.root, embedder.key
+                )
+                folder.vectors = VectorSearch(index.store, store, inline_sync=INLINE_SYNC)
+            report = index.embed(
+                None,
+                lambda: should_stop() or not self.embeddings_on,
+                between,
+                max_batches=EMBED_JOB_BATCHES,
+            )
+            folder.vectors.prepare()  # catch up (the first time: everything stored)
+        except Exception as exc:  # noqa: BLE001 - the model fails, a vector store is unreachable
+            folder.embed_state, folder.embed_error = "error", f"{type(exc).__name__}: {exc}"
+            _log_once(folder, f"embed: {type(exc).__name__}", f"embeddings failed: {exc}")
+            return
+        folder.embed_error = None
+        folder.embedded, folder.pending_vectors = report.vectors, report.pending
+        if folder.closed or self._stopping or ticket.cancelled or not self.embeddings_on:
+            folder.embed_state = "stopped"
+            return
+        if report.pending and report.stopped:
+            self._schedule_embed(folder, 0)  # the rest, behind what queued meanwhile
+            return
+        folder.embed_state = "complete"
+        if report.embedded or folder.embed_generation == 0:  # new vectors, or the first
+            folder.embed_generation += 1
+            log.info(
+                "embeddings of %s: %d chunks (%d new) with %s",
+                folder.root,
+                report.vectors,
+                report.embedded,
+                embedder.name,
+            )
+
+    def _completions_active(self) -> bool:
+        """Whether completions are going on: the completion model loads, a request is in
+        flight, or one began less than EMBED_IDLE_S ago (embedding work waits for a pause;
+        once it runs, each batch yields to a completion that arrives)."""
+        loading = getattr(self.server, "loading", None)
+        if loading is not None and not loading.done():
+            return True
+        if getattr(self.server, "inflight", None):
+            return True
+        return time.monotonic() - self._last_request < EMBED_IDLE_S
+
+    def _load_embedder(self, embedder: SentenceEmbedder, folder: FolderIndex) -> None:
+        """Load the model in a thread of its own (not the model's slot: completions go on),
+        then queue the folders that wait for it."""
+        with self._lock:
+            waiting = self._loading.get(embedder)
+            if waiting is not None:
+                waiting.append(folder)
+                return
+            self._loading[embedder] = [folder]
+
+        def load() -> None:
+            try:
+                embedder.load()
+            except EmbeddingError as exc:
+                log.warning("embeddings off: %s", exc)
+            with self._lock:
+                folders = self._loading.pop(embedder, [])
+            for f in folders:
+                _call_soon(self._loop, self._schedule_embed, f, 0)
+
+        threading.Thread(target=load, name="hone-embedder-load", daemon=True).start()
 
     def _hooks(
         self, folder: FolderIndex, ticket: Ticket

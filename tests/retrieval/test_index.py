@@ -296,7 +296,8 @@ def test_an_update_killed_midway_is_detected_and_completed(tmp_path: Path):
 
 def test_cli_index_twice(repo: Path, tmp_path: Path):
     env = {**os.environ, "HONE_CACHE_DIR": str(tmp_path / "cache")}
-    cmd = [sys.executable, "-m", "hone.server.cli", "index", "--json"]
+    # (the embedding pass is tested in test_embeddings.py, on a smaller repository)
+    cmd = [sys.executable, "-m", "hone.server.cli", "index", "--no-embeddings", "--json"]
     first = json.loads(
         subprocess.run(
             cmd, cwd=repo / "pkg", env=env, check=True, capture_output=True, text=True

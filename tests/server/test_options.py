@@ -69,7 +69,13 @@ REPO = Path(__file__).resolve().parents[2]
 VSCODE = REPO / "editor-clients" / "vscode"
 # VS Code settings that are not server options: how to start the server, and LSP tracing.
 CLIENT_ONLY = {"hone.command", "hone.args", "hone.model", "hone.trace.server"}
-JSON_TYPES = {"bool": "boolean", "int": "integer", "float": "number", "tuple[str, ...]": "array"}
+JSON_TYPES = {
+    "bool": "boolean",
+    "int": "integer",
+    "float": "number",
+    "str": "string",
+    "tuple[str, ...]": "array",
+}
 
 
 def as_json(value):
