@@ -19,9 +19,10 @@ line's remainder removed). Scores: recall@1 and recall@5 of a chunk that defines
 in a lexical-only ranking (BM25 over the same index, the cursor's own region left out) as
 the baseline; and the retrieval time per query.
 
-With ``--complete N``: N sites per package (cursor after the name) are also completed by
-the embedded model through the completion engine, without and with the retrieved snippets
-(packed into ``retrievalTokens``): exact match and edit similarity of the rest of the line.
+With ``--complete N``: N sites per package are also completed by the embedded model
+through the completion engine, at both cursors, without and with the retrieved snippets
+(packed into ``retrievalTokens``): exact match and edit similarity of the rest of the line,
+and (cursor before the name) whether the suggestion names the definition it needs.
 
     python benchmarks/eval_retrieval.py [--split dev|heldout|all] [--sites 60]
         [--complete 20] [--out FILE]
@@ -32,6 +33,7 @@ from __future__ import annotations
 import argparse
 import ast
 import random
+import re
 import statistics
 import subprocess
 import sys
@@ -181,14 +183,17 @@ def rank_of(hits: list, site: Site) -> int | None:
     return None
 
 
-def completion_rows(engine, retriever: Retriever, site: Site, text: str, offset: int) -> dict:
-    """The engine's completion of the line after the call's ``(``, without and with the
-    retrieved context (the same path the server uses), scored against the original line."""
+def completion_rows(
+    engine, retriever: Retriever, site: Site, text: str, offset: int, col: int
+) -> dict:
+    """The engine's completion of the rest of the line from ``col`` (after the call's
+    ``(``, or where its name starts), without and with the retrieved context (the same
+    path the server uses), scored against the original line."""
     from eval_completion import score
     from hone.agent.completion.engine import CompletionRequest
     from hone.models.backend import Snippet
 
-    want = site.text.split("\n")[site.line - 1][site.col_after :]
+    want = site.text.split("\n")[site.line - 1][col:]
     hits = retriever.retrieve(Query(site.path, text, offset, "python"), 20).hits
     snippets = tuple(Snippet(h.chunk.path, h.chunk.text) for h in hits)
     out = {}
@@ -199,6 +204,8 @@ def completion_rows(engine, retriever: Retriever, site: Site, text: str, offset:
         result = engine.complete(req)
         got = result.items[0].split("\n")[0] if result.items else ""
         out[system] = score(got, want)
+        if col == site.col_before:  # the callee's name is what the line needs
+            out[system]["name"] = float(re.match(rf"\s*{re.escape(site.name)}\b", got) is not None)
     return out
 
 
@@ -214,8 +221,18 @@ def main() -> int:
         help="also complete this many sites per package (cursor after the name) with the "
         "embedded model, without and with context: exact match and edit similarity",
     )
+    ap.add_argument(
+        "--no-embeddings",
+        action="store_true",
+        help="leave out the embeddings source (the packaged sentence-transformers model)",
+    )
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
+    embedder = None
+    if not args.no_embeddings:
+        from hone.retrieval.embeddings import SentenceEmbedder
+
+        embedder = SentenceEmbedder()
     engine = None
     if args.complete:
         from hone.agent.completion.engine import CompletionEngine
@@ -233,20 +250,23 @@ def main() -> int:
         "device": "cpu",
         "weights": "none",
         "seed": SEED,
+        "embeddings": embedder.name if embedder is not None else None,
         "sources": {s: SPLITS[s] for s in splits},
     }
     rng = random.Random(SEED)
     with tempfile.TemporaryDirectory() as tmp:
         for split in splits:
             rows: dict[str, list[float]] = {}
-            completions: list[dict] = []
+            completions: dict[str, list[dict]] = {"after": [], "before": []}
             timing: list[float] = []
             per_package = {}
             for spec in SPLITS[split]:
                 repo = unpack(spec, args.sources, Path(tmp) / spec.split("==")[0])
-                index = Index(repo, folder=Path(tmp) / f"index-{spec}")
+                index = Index(repo, folder=Path(tmp) / f"index-{spec}", embedder=embedder)
                 report = index.update()
-                retriever = Retriever(index.store)
+                if embedder is not None:
+                    index.embed()
+                retriever = Retriever(index.store, embed=embedder, vectors=index.vectors)
                 found = find_sites(spec, repo)
                 rng.shuffle(found)
                 found = found[: args.sites]
@@ -257,8 +277,11 @@ def main() -> int:
                 }
                 for n, site in enumerate(found):
                     if engine is not None and n < args.complete:
-                        text, offset = document(site, site.col_after)
-                        completions.append(completion_rows(engine, retriever, site, text, offset))
+                        for cursor, col in (("after", site.col_after), ("before", site.col_before)):
+                            text, offset = document(site, col)
+                            completions[cursor].append(
+                                completion_rows(engine, retriever, site, text, offset, col)
+                            )
                     for cursor, col in (("after", site.col_after), ("before", site.col_before)):
                         text, offset = document(site, col)
                         t = time.perf_counter()
@@ -283,7 +306,8 @@ def main() -> int:
                     k: {"mean": round(statistics.fmean(v), 3), "ci95": bootstrap(v, brng)}
                     for k, v in sorted(rows.items())
                 },
-                **completion_summary(completions, brng),
+                **completion_summary(completions["after"], brng),
+                **completion_summary(completions["before"], brng, "before_"),
                 "retrieve_ms": {
                     "n": len(timing),
                     "p50": round(pct(timing, 0.5), 2),
@@ -301,12 +325,15 @@ def main() -> int:
     return 0
 
 
-def completion_summary(rows: list[dict], rng: random.Random) -> dict:
-    """Exact match and edit similarity without and with context, and the relative lift."""
+def completion_summary(rows: list[dict], rng: random.Random, cursor: str = "") -> dict:
+    """Exact match and edit similarity (and, before the name, naming the callee) without
+    and with context, and the relative lift; keys start with ``cursor`` ("" for after)."""
     if not rows:
         return {}
     out: dict = {"completion_sites": len(rows)}
-    for metric in ("exact", "es"):
+    for metric in ("exact", "es", "name"):
+        if metric not in rows[0]["without"]:
+            continue
         for system in ("without", "with"):
             values = [r[system][metric] for r in rows]
             out[f"completion_{metric}_{system}_context"] = {
@@ -322,7 +349,7 @@ def completion_summary(rows: list[dict], rng: random.Random) -> dict:
         if base:
             lift = statistics.fmean(r["with"][metric] for r in rows) / base - 1
             out[f"completion_{metric}_relative_lift"] = round(lift, 3)
-    return out
+    return {cursor + k: v for k, v in out.items()}
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ knows nothing of prompts: the completion engine packs them (``retrievalTokens``)
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import logging
 import re
@@ -41,6 +42,9 @@ if TYPE_CHECKING:
     from hone.retrieval.vectors import VectorSearch
 
 log = logging.getLogger("hone.retrieval.context")
+
+# One thread embeds queries while the retrieving thread runs the other sources.
+_QUERY_POOL = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="hone-query-embed")
 
 RRF_K = 60
 WEIGHTS = {
@@ -114,6 +118,10 @@ class Retriever:
         line_no = before.count("\n") + 1  # 1-based cursor line
         query_text = "\n".join(before.split("\n")[-QUERY_LINES:])
 
+        # The query's embedding runs beside the other sources (torch and SQLite release the
+        # GIL): the retrieval takes about the longer of the two, not their sum.
+        embedded = _QUERY_POOL.submit(self._timed_embeddings, query_text) if self.embed else None
+
         t = time.perf_counter()
         lists["lexical"] = [s.chunk for s, _ in self.store.search(query_text, PER_SOURCE)]
         timings["lexical"] = _ms(t)
@@ -129,10 +137,8 @@ class Retriever:
         if q.diff.strip():
             lists["git"] = [_diff_chunk(q)]
 
-        if self.embed is not None:
-            t = time.perf_counter()
-            lists["embeddings"] = self._embeddings(query_text)
-            timings["embeddings"] = _ms(t)
+        if embedded is not None:
+            lists["embeddings"], timings["embeddings"] = embedded.result()
 
         t = time.perf_counter()
         hits = fuse(lists, q.path, line_no)
@@ -140,6 +146,10 @@ class Retriever:
         return Retrieval(hits[:limit], timings)
 
     # -- embeddings ----------------------------------------------------------------------
+
+    def _timed_embeddings(self, query_text: str) -> tuple[list[Chunk], float]:
+        t = time.perf_counter()
+        return self._embeddings(query_text), _ms(t)
 
     def _embeddings(self, query_text: str) -> list[Chunk]:
         """The chunks nearest the query's embedding (none when the store holds no vectors

@@ -54,6 +54,7 @@ LOG_KEEP = 200_000  # vector_log entries kept; a reader further behind reloads e
 QUERY_TERMS = 24  # distinct tokens a lexical query keeps (benchmarks/bench_lexical.py)
 COMMON_SHARE = 0.02  # ... of those in at most this share of the chunks
 COMMON_MIN = 50
+DF_CACHE_S = 30.0  # how long a query remembers the document frequencies it looked up
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -339,9 +340,10 @@ class IndexStore:
 
         The query keeps the ``terms`` rarest of its distinct tokens that the index holds
         (by document frequency): common ones add little to BM25 and cost the most time."""
-        words = list(dict.fromkeys(tokens(text)))
-        if len(words) > terms:
-            words = self._rarest(words, terms)
+        # Always by document frequency: a short query's common tokens cost as much as a
+        # long one's (the p95 of the whole retrieval on a 1,800-file repository was the
+        # lexical query of a few lines full of common tokens)
+        words = self._rarest(list(dict.fromkeys(tokens(text))), terms)
         query = fts_query(words)
         if not query:
             return []
@@ -358,21 +360,35 @@ class IndexStore:
         return [(found[r[0]], -r[1]) for r in rows if r[0] in found]
 
     def _rarest(self, words: list[str], k: int) -> list[str]:
-        df: dict[str, int] = {}
-        db = self._db()
-        for start in range(0, len(words), 500):
-            part = words[start : start + 500]
-            marks = ",".join("?" * len(part))
-            df.update(
-                db.execute(f"SELECT term, doc FROM chunks_vocab WHERE term IN ({marks})", part)
-            )
-        known = [w for w in words if w in df]
+        df = self._document_frequencies(words)
+        known = [w for w in words if df.get(w)]
         rarest = sorted(known, key=lambda w: df[w])[:k]
         # tokens in more than a few percent of the chunks weigh little in BM25 (low IDF) and
         # cost the most (long posting lists): kept only when nothing rarer is left
         common = max(COMMON_MIN, int(COMMON_SHARE * self._chunk_count()))
         kept = [w for w in rarest if df[w] <= common]
         return kept or rarest[:2]
+
+    def _document_frequencies(self, words: list[str]) -> dict[str, int]:
+        """Chunks holding each word (0: none). Remembered for DF_CACHE_S: while the user
+        types, consecutive queries share most words, and a slightly stale count only moves
+        a word across the rarest-tokens cut."""
+        now = time.monotonic()
+        cache = getattr(self._local, "df", None)
+        if cache is None or now - cache[1] > DF_CACHE_S or len(cache[0]) > 50_000:
+            cache = ({}, now)
+            self._local.df = cache
+        known = cache[0]
+        missing = [w for w in words if w not in known]
+        db = self._db()
+        for start in range(0, len(missing), 500):
+            part = missing[start : start + 500]
+            marks = ",".join("?" * len(part))
+            known.update({w: 0 for w in part})
+            known.update(
+                db.execute(f"SELECT term, doc FROM chunks_vocab WHERE term IN ({marks})", part)
+            )
+        return {w: known[w] for w in words}
 
     def _chunk_count(self) -> int:
         """Chunks in the index (cached for a few seconds: it only scales a threshold)."""
