@@ -312,3 +312,25 @@ def test_cli_index_twice(repo: Path, tmp_path: Path):
         [*cmd[:-1], str(tmp_path / "missing")], env=env, capture_output=True, text=True
     )
     assert plain.returncode == 2 and "is not a folder" in plain.stderr
+
+
+def test_a_short_query_leaves_out_tokens_most_chunks_hold(tmp_path: Path):
+    """A token in more than 2% of the chunks (and over 50 of them) adds little to BM25 and
+    costs the most: even a query of a few tokens leaves it out, so only the chunks with its
+    rare tokens come back (before, short queries kept every token)."""
+    root = tmp_path / "many"
+    for i in range(70):
+        (root / f"m{i}.py").parent.mkdir(parents=True, exist_ok=True)
+        (root / f"m{i}.py").write_text(f"def handler_{i}(event):\n    return shared_value\n")
+    (root / "special.py").write_text("def special_thing():\n    return shared_value + 1\n")
+    git(root, "init", "-q")
+    git(root, "add", "-A")
+    index = Index(root, folder=tmp_path / "idx")
+    index.update()
+    try:
+        found = index.store.search("special_thing(shared_value)", 20)
+        assert [c.chunk.path for c, _ in found] == ["special.py"], found
+        # a query of the common token alone still finds its chunks (nothing rarer left)
+        assert len(index.store.search("shared_value", 20)) == 20
+    finally:
+        index.close()
