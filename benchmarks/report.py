@@ -855,12 +855,20 @@ def retrieval_summary(rt: Data) -> str:
         if has(timing, "p50", "p95")
         else ""
     )
+    embedded = (
+        f" The fused ranking here includes the embeddings source ({rt['embeddings']}); "
+        "the server leaves it off by default, as it lowered these recalls."
+        if rt.get("embeddings")
+        else ""
+    )
     return (
         f"`make eval-retrieval`: recall@5 of the chunk defining the name a line calls from "
         f"another module, {where} packages ({packages}, {block.get('sites', '?')} sites): "
         + "; ".join(figures)
         + took
-        + ". "
+        + "."
+        + embedded
+        + " "
         + meta("retrieval", rt)
     )
 

@@ -303,7 +303,8 @@ def cmd_index(args: argparse.Namespace) -> int:
         print(f"hone index: {start} is not a folder", file=sys.stderr)
         return 2
     tty = not args.json and sys.stderr.isatty()
-    embedder = None if args.no_embeddings else SentenceEmbedder(args.embedding_model)
+    wanted = args.embeddings and not args.no_embeddings
+    embedder = SentenceEmbedder(args.embedding_model) if wanted else None
     try:
         root = start if args.path is not None else (top_level(start) or start)
         index = Index(root, exclude=args.exclude or (), embedder=embedder)
@@ -495,10 +496,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--exclude", action="append", metavar="GLOB", help="leave out matching paths (repeatable)"
     )
     ix.add_argument(
-        "--no-embeddings",
+        "--embeddings",
         action="store_true",
-        help="skip the embedding pass (by default every new or changed chunk is embedded)",
+        help="also embed every new or changed chunk (the embeddings source; off by default, "
+        "as the server's `embeddings` option)",
     )
+    ix.add_argument("--no-embeddings", action="store_true", help="skip the embedding pass")
     _embedding_model_arg(ix)
     ix.add_argument("-v", "--verbose", action="count", default=0)
     ix.set_defaults(func=cmd_index)

@@ -216,10 +216,12 @@ def test_cli_index_embeds_and_context_uses_the_vectors(
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     git(workspace, "init", "-q")
     git(workspace, "add", "-A")
-    assert cli.main(["index", str(workspace), "--json"]) == 0
+    assert cli.main(["index", str(workspace), "--json"]) == 0  # embeddings are opt-in
+    assert json.loads(capsys.readouterr().out)["embeddings"] is None
+    assert cli.main(["index", str(workspace), "--json", "--embeddings"]) == 0
     report = json.loads(capsys.readouterr().out)["embeddings"]
     assert report["embedded"] == report["vectors"] == 8 and report["pending"] == 0
-    assert cli.main(["index", str(workspace)]) == 0
+    assert cli.main(["index", str(workspace), "--embeddings"]) == 0
     assert "embeddings: 8 of 8 chunks (0 new)" in capsys.readouterr().out
 
     main = write(workspace / "main.py", next(iter(QUERIES)))
