@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+from hone.models.hf.loading import quiet_progress
 from hone.retrieval.chunks import Chunk
 
 log = logging.getLogger("hone.retrieval.embeddings")
@@ -118,20 +119,6 @@ def model_name(spec: str) -> str:
     if path.exists() or spec.startswith((".", "/", "~")):
         return str(path.resolve())
     return spec
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """No progress bars from transformers while the model loads (a server's stderr)."""
-    from transformers.utils import logging as hf_logging
-
-    enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if enabled:
-            hf_logging.enable_progress_bar()
 
 
 class SentenceEmbedder:
@@ -222,7 +209,7 @@ class SentenceEmbedder:
             "trust_remote_code": False,
             "model_kwargs": {"use_safetensors": True},
         }
-        with _quiet():
+        with quiet_progress():
             if os.path.isdir(source):
                 return SentenceTransformer(source, local_files_only=True, **kwargs)
             try:  # a model id: the local cache first, the hub only when it is not there
