@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from hone.retrieval.chunks import Chunk
-from hone.retrieval.context import Query, Retriever, fuse, imports
+from hone.retrieval.context import Query, Retriever, expected_scores, fuse, imports
 from hone.retrieval.index import Index
 
 from tests.conftest import git
@@ -124,7 +124,8 @@ def test_the_call_site_gets_the_definition_from_the_imported_file(retriever, wor
     names = [(h.chunk.path, h.chunk.name) for h in got.hits]
     assert names[0] == ("app/models.py", "total_amount"), names
     first = got.hits[0]
-    assert first.sources == ["lexical", "cursor"]  # the call being written
+    # the call being written; and the imported name that fits `amount = ` best
+    assert first.sources == ["lexical", "cursor", "expected"]
     assert ("app/util/text.py", "slugify") in names and ("app/models.py", "Invoice") in names
     # the imported function outranks its look-alike `total_width` in another file
     assert names.index(("app/models.py", "total_amount")) < names.index(
@@ -140,8 +141,66 @@ def test_the_call_site_gets_the_definition_from_the_imported_file(retriever, wor
 def test_before_the_name_is_typed_imports_and_the_enclosing_scope_lead(retriever):
     text = FILES["app/service.py"].replace("        amount = total_amount(", "        amount = ")
     q = Query("app/service.py", text, len(text), "python")
-    names = [h.chunk.name for h in retriever.retrieve(q, limit=5).hits]
-    assert "total_amount" in names, names
+    hits = retriever.retrieve(q, limit=5).hits
+    names = [h.chunk.name for h in hits]
+    # `amount = `: of the names the file imports, the one whose name shares a part with the
+    # line is expected first; after the two names just used on the lines above
+    assert names[:3] == ["slugify", "Invoice", "total_amount"], names
+    # expected: `Invoice` (the enclosing function's parameter) and `total_amount` (the line)
+    # before `slugify`
+    assert hits[2].ranks["expected"] < hits[0].ranks["expected"]
+
+
+def test_python_imports_in_parentheses_over_several_lines():
+    text = "from .a import (\n    b,  # why\n    c as d,\n)\nfrom q import (r, s)\nx = 1\n"
+    assert imports(text, "python") == {"b": ".a", "c": ".a", "r": "q", "s": "q"}
+
+
+def _defs(**kinds: str) -> dict[str, list[Chunk]]:
+    """Candidate definitions by name: kind "class", "exception" or "async"."""
+    out = {}
+    for name, kind in kinds.items():
+        if kind == "exception":
+            c = Chunk("m.py", 1, 2, "class", name, "python", f"class {name}(ValueError): ...",
+                      f"class {name}(ValueError):")  # fmt: skip
+        elif kind == "async":
+            c = Chunk("m.py", 1, 2, "function", name, "python", f"async def {name}(): ...",
+                      f"async def {name}():")  # fmt: skip
+        else:
+            c = Chunk("m.py", 1, 2, kind, name, "python", f"def {name}(): ...", f"def {name}():")
+        out[name] = [c]
+    return out
+
+
+def _best(text: str, candidates: dict[str, list[Chunk]]) -> str:
+    before = text
+    scores = expected_scores(text, before, before.rsplit("\n", 1)[-1], candidates)
+    return max(scores, key=lambda n: scores[n])
+
+
+def test_expected_names_fit_the_slot_the_line_and_the_enclosing_function():
+    imports_ = "from .m import select_proxy, BadRequest, fetch_all, render\n\n"
+    defs = _defs(
+        select_proxy="function", BadRequest="exception", fetch_all="async", render="function"
+    )
+    body = "def handle(item):\n"
+    # an exception after `raise`
+    assert _best(imports_ + body + "    raise ", defs) == "BadRequest"
+    # a coroutine after `await`
+    assert _best(imports_ + body + "    items = await ", defs) == "fetch_all"
+    # a part of the name on the line (a plural or longer word counts: proxies ~ proxy)
+    assert _best(imports_ + body + "    proxies = ", defs) == "select_proxy"
+    # a part of the enclosing function's name or parameters
+    assert _best(imports_ + "def render_page(page):\n    html = ", defs) == "render"
+    # the file already uses a name after the same token (here: a decorator)
+    used = imports_ + "@render\ndef a():\n    pass\n\n\n@"
+    assert _best(used, _defs(select_proxy="function", render="function")) == "render"
+    # no line of an import statement is a use (`render` starts a line there, as the
+    # cursor does here)
+    text = "from .m import (\n    BadRequest, select_proxy,\n    render,\n)\ndef f():\n    "
+    two = _defs(select_proxy="function", render="function")
+    scores = expected_scores(text, text, text.rsplit("\n", 1)[-1], two)
+    assert scores["render"] == scores["select_proxy"]
 
 
 def test_open_buffers_and_the_diff_are_sources(retriever):
