@@ -7,7 +7,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 2087
 export HONE_CACHE_DIR ?= $(CURDIR)/.hone-cache
 
-.PHONY: setup run serve-stdio test test-fast lint format bench-latency bench-decode bench-documents bench-lexical bench-embeddings eval-completion eval-retrieval report vscode clean
+.PHONY: setup run serve-stdio test test-fast lint format bench-latency bench-decode bench-documents bench-lexical bench-embeddings bench-context eval-completion eval-retrieval report vscode clean
 
 setup: $(STAMP)
 
@@ -75,6 +75,9 @@ bench-lexical: $(STAMP)
 
 # Embeddings for the index: the embedding pass against a bare encode of the same chunks
 # (ratio), query embedding, and vector search at 80k vectors (exact vs HNSW, usearch).
+bench-context: $(STAMP)
+	$(BIN)/python benchmarks/bench_context.py --out benchmarks/results/context.json
+
 bench-embeddings: $(STAMP)
 	$(BIN)/python benchmarks/bench_embeddings.py --out benchmarks/results/embeddings.json
 

@@ -289,7 +289,7 @@ def components(repeat: int = 400) -> dict[str, list[float]]:
 
 def context_edits(singles: list[Case], multis: list[Case], model: str | None) -> dict:
     """The one-character-edit ratio with context snippets in the prompt, in-process (the
-    server gets snippets once retrieval lands): the completion engine on the model the
+    server with its retrieval: ``make bench-context``): the completion engine on the model the
     server runs, each case twice, without and with two snippets from another file (the
     definitions nearest the top of the next module in FILES, up to retrievalTokens).
     Per case: a first request from an empty KV cache, then the original code's next
@@ -576,7 +576,7 @@ def summarise(res: dict, args: argparse.Namespace) -> dict:
         # in-process, the same cases without and with context snippets in the prompt
         "one_char_edit_ratio_context": {
             "definition": "the new request's engine time ÷ the first request's model time "
-            "(in-process: the server has no snippet source until retrieval lands)",
+            "(in-process, fixed snippets; through the server with retrieval: bench_context.py)",
             "typed": TYPED["next"],
             "snippet_tokens": p(res["context_edits"]["snippet_tokens"], 0),
             **{

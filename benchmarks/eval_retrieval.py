@@ -17,7 +17,10 @@ The document is the module's text up to the cursor, then the rest of the module 
 line's remainder removed). Scores: recall@1 and recall@5 of a chunk that defines the name
 (in its defining file, by qualified name) in the fused ranking (``hone context``'s), and
 in a lexical-only ranking (BM25 over the same index, the cursor's own region left out) as
-the baseline; and the retrieval time per query.
+the baseline; and the retrieval time per query. ``fused`` is the server's default ranking
+(no embeddings); ``fused_embeddings`` the same with the embeddings source added (the
+packaged all-MiniLM-L6-v2; every chunk embedded first), measured beside it unless
+``--no-embeddings``. Completions use the default ranking.
 
 With ``--complete N``: N sites per package are also completed by the embedded model
 through the completion engine, at both cursors, without and with the retrieved snippets
@@ -224,7 +227,8 @@ def main() -> int:
     ap.add_argument(
         "--no-embeddings",
         action="store_true",
-        help="leave out the embeddings source (the packaged sentence-transformers model)",
+        help="do not also measure the ranking with the embeddings source (the packaged "
+        "sentence-transformers model; off in the server by default)",
     )
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
@@ -250,6 +254,7 @@ def main() -> int:
         "device": "cpu",
         "weights": "none",
         "seed": SEED,
+        # the model of the `fused_embeddings` ranking (the `fused` one has no embeddings)
         "embeddings": embedder.name if embedder is not None else None,
         "sources": {s: SPLITS[s] for s in splits},
     }
@@ -259,6 +264,7 @@ def main() -> int:
             rows: dict[str, list[float]] = {}
             completions: dict[str, list[dict]] = {"after": [], "before": []}
             timing: list[float] = []
+            timing_embeddings: list[float] = []
             per_package = {}
             for spec in SPLITS[split]:
                 repo = unpack(spec, args.sources, Path(tmp) / spec.split("==")[0])
@@ -266,7 +272,13 @@ def main() -> int:
                 report = index.update()
                 if embedder is not None:
                     index.embed()
-                retriever = Retriever(index.store, embed=embedder, vectors=index.vectors)
+                # the server's default (no embeddings) and, measured beside it, with them
+                retriever = Retriever(index.store)
+                with_vectors = (
+                    Retriever(index.store, embed=embedder, vectors=index.vectors)
+                    if embedder is not None
+                    else None
+                )
                 found = find_sites(spec, repo)
                 rng.shuffle(found)
                 found = found[: args.sites]
@@ -284,15 +296,22 @@ def main() -> int:
                             )
                     for cursor, col in (("after", site.col_after), ("before", site.col_before)):
                         text, offset = document(site, col)
+                        query = Query(site.path, text, offset, "python")
                         t = time.perf_counter()
-                        got = retriever.retrieve(Query(site.path, text, offset, "python"), 20)
+                        got = retriever.retrieve(query, 20)
                         timing.append((time.perf_counter() - t) * 1000)
-                        fused = [h.chunk for h in got.hits]
+                        rankings = {"fused": [h.chunk for h in got.hits]}
+                        if with_vectors is not None:
+                            t = time.perf_counter()
+                            got = with_vectors.retrieve(query, 20)
+                            timing_embeddings.append((time.perf_counter() - t) * 1000)
+                            rankings["fused_embeddings"] = [h.chunk for h in got.hits]
                         line = site.line
                         query_text = "\n".join(text[:offset].split("\n")[-QUERY_LINES:])
                         lexical = [s.chunk for s, _ in index.store.search(query_text, 40)]
                         lexical = [h.chunk for h in fuse({"lexical": lexical}, site.path, line)]
-                        for system, ranking in (("fused", fused), ("bm25", lexical)):
+                        rankings["bm25"] = lexical
+                        for system, ranking in rankings.items():
                             r = rank_of(ranking, site)
                             for k in (1, 5):
                                 key = f"{cursor}_{system}_recall@{k}"
@@ -314,6 +333,12 @@ def main() -> int:
                     "p95": round(pct(timing, 0.95), 2),
                 },
             }
+            if timing_embeddings:
+                out[split]["retrieve_embeddings_ms"] = {
+                    "n": len(timing_embeddings),
+                    "p50": round(pct(timing_embeddings, 0.5), 2),
+                    "p95": round(pct(timing_embeddings, 0.95), 2),
+                }
     if engine is not None:
         out["model"] = out_model.get("model", "embedded")
         out["weights"] = out_model.get("dtype", "")

@@ -44,6 +44,9 @@ Keys read (missing ones are skipped):
   weights, model, seconds, shards}``), ``unpaired_sites``; ``single`` and ``multi`` as
   ``{n, exact, es, identical_suggestions}``, a metric being ``{A, A_ci95, B, B_ci95, diff,
   diff_ci95, relative_diff}`` with A and B the two weight formats (b - a, relative to a).
+- context.json (bench_context.py): ``repository {files, chunks, files_per_minute}``,
+  ``embeddings``; ``with_context`` and ``without_context``, each with ``first_request_ms``,
+  ``one_char_edit_ratio`` as ``{n, p50, p95}``, and (with context) ``retrieval_ms``.
 - anything else: its numeric leaves, as a table.
 """
 
@@ -69,6 +72,7 @@ MAKE = {
     "decode": "make bench-decode",
     "eval-completion": "make eval-completion",
     "documents": "make bench-documents",
+    "context": "make bench-context",
 }
 BLOCK = re.compile(r"(<!-- results:([\w.-]+) -->\n)(.*?)(<!-- /results -->)", re.DOTALL)
 NOT_RECORDED = "not recorded"
@@ -814,10 +818,13 @@ def retrieval_summary(rt: Data) -> str:
     figures = []
     for cursor, label in (("after", "after the name is typed"), ("before", "before it")):
         fused, bm25 = block.get(f"{cursor}_fused_recall@5"), block.get(f"{cursor}_bm25_recall@5")
+        vec = block.get(f"{cursor}_fused_embeddings_recall@5")
         if has(fused, "mean") and has(bm25, "mean"):
             figures.append(
                 f"{label} {num(fused['mean'])}{interval(fused.get('ci95'), num)} "
-                f"(BM25 alone {num(bm25['mean'])})"
+                f"(BM25 alone {num(bm25['mean'])}"
+                + (f", with embeddings {num(vec['mean'])}" if has(vec, "mean") else "")
+                + ")"
             )
     if not figures:
         return ""
@@ -855,12 +862,21 @@ def retrieval_summary(rt: Data) -> str:
         if has(timing, "p50", "p95")
         else ""
     )
-    embedded = (
-        f" The fused ranking here includes the embeddings source ({rt['embeddings']}); "
-        "the server leaves it off by default, as it lowered these recalls."
-        if rt.get("embeddings")
-        else ""
-    )
+    slow = block.get("retrieve_embeddings_ms")
+    if has(slow, "p50", "p95"):
+        took += f" ({ms(slow['p50'])} / {ms(slow['p95'])} ms with embeddings)"
+    if any(k.endswith("_fused_embeddings_recall@5") for k in block):
+        embedded = (
+            f" The fused ranking is the server's default, without the embeddings source; "
+            f"'with embeddings' adds it ({rt.get('embeddings')})."
+        )
+    elif rt.get("embeddings"):  # files written before both rankings were measured
+        embedded = (
+            f" The fused ranking here includes the embeddings source ({rt['embeddings']}); "
+            "the server leaves it off by default, as it lowered these recalls."
+        )
+    else:
+        embedded = ""
     return (
         f"`make eval-retrieval`: recall@5 of the chunk defining the name a line calls from "
         f"another module, {where} packages ({packages}, {block.get('sites', '?')} sites): "
@@ -871,6 +887,39 @@ def retrieval_summary(rt: Data) -> str:
         + " "
         + meta("retrieval", rt)
     )
+
+
+def context_summary(cx: Data) -> str:
+    """One paragraph: retrieval's time inside the running server on the benchmark's
+    repository, and the one-character-edit ratio with and without context."""
+    with_, without = cx.get("with_context"), cx.get("without_context")
+    if not isinstance(with_, dict) or not has(with_.get("retrieval_ms"), "p50", "p95"):
+        return ""
+    repo = cx.get("repository") or {}
+    took = with_["retrieval_ms"]
+    text = (
+        f"`make bench-context`: inside the running server (`hone serve` over stdio, "
+        f"{repo.get('files', '?')}-file repository, {repo.get('chunks', '?')} chunks, "
+        f"embeddings {'on' if cx.get('embeddings') else 'off'}), a completion request's "
+        f"retrieval took {ms(took['p50'])} ms p50 / {ms(took['p95'])} ms p95 "
+        f"over {took.get('n', '?')} requests"
+    )
+    if repo.get("files_per_minute"):
+        text += f"; `hone index` built the index at {repo['files_per_minute']} files a minute"
+    a, b = with_.get("one_char_edit_ratio"), (without or {}).get("one_char_edit_ratio")
+    if has(a, "p50") and has(b, "p50"):
+        text += (
+            f"; the request after typing the code's next character ÷ the first request's "
+            f"model time, p50: {num(a['p50'])} with context, {num(b['p50'])} without "
+            f"({a.get('n', '?')} and {b.get('n', '?')} requests)"
+        )
+    fa, fb = with_.get("first_request_ms"), (without or {}).get("first_request_ms")
+    if has(fa, "p50") and has(fb, "p50"):
+        text += (
+            f"; a first request end to end {ms(fa['p50'])} ms p50 with context, "
+            f"{ms(fb['p50'])} ms without"
+        )
+    return text + ". " + meta("context", cx)
 
 
 # -- the summary in the top-level README --------------------------------------------------
@@ -976,6 +1025,11 @@ def render_summary(results: dict[str, Data]) -> str:
     rt = results.get("retrieval")
     if rt is not None:
         text = retrieval_summary(rt)
+        if text:
+            parts.append(text)
+    cx = results.get("context")
+    if cx is not None:
+        text = context_summary(cx)
         if text:
             parts.append(text)
     if not parts:
