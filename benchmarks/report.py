@@ -889,6 +889,10 @@ def retrieval_summary(rt: Data) -> str:
     )
 
 
+def thousands(x: Any) -> str:
+    return f"{x:,}" if isinstance(x, int) else "?"
+
+
 def context_summary(cx: Data) -> str:
     """One paragraph: retrieval's time inside the running server on the benchmark's
     repository, and the one-character-edit ratio with and without context."""
@@ -899,13 +903,16 @@ def context_summary(cx: Data) -> str:
     took = with_["retrieval_ms"]
     text = (
         f"`make bench-context`: inside the running server (`hone serve` over stdio, "
-        f"{repo.get('files', '?')}-file repository, {repo.get('chunks', '?')} chunks, "
+        f"{thousands(repo.get('files'))}-file repository, {thousands(repo.get('chunks'))} chunks, "
         f"embeddings {'on' if cx.get('embeddings') else 'off'}), a completion request's "
         f"retrieval took {ms(took['p50'])} ms p50 / {ms(took['p95'])} ms p95 "
         f"over {took.get('n', '?')} requests"
     )
     if repo.get("files_per_minute"):
-        text += f"; `hone index` built the index at {repo['files_per_minute']} files a minute"
+        text += (
+            f"; `hone index` built the index at {thousands(repo['files_per_minute'])} files "
+            "a minute"
+        )
     a, b = with_.get("one_char_edit_ratio"), (without or {}).get("one_char_edit_ratio")
     if has(a, "p50") and has(b, "p50"):
         text += (

@@ -123,7 +123,10 @@ class Retriever:
         lists: dict[str, list[Chunk]] = {}
         before = q.text[: q.offset]
         line_no = before.count("\n") + 1  # 1-based cursor line
-        query_text = "\n".join(before.split("\n")[-QUERY_LINES:])
+        query_text = "\n".join(before.rsplit("\n", QUERY_LINES)[-QUERY_LINES:])
+        # what the symbol sources read of a huge file: whole lines around the cursor
+        near, near_offset = _bounded(q.text, q.offset)
+        near_before = near[:near_offset]
 
         # The query's embedding runs beside the other sources (torch and SQLite release the
         # GIL): the retrieval takes about the longer of the two, not their sum.
@@ -134,12 +137,12 @@ class Retriever:
         timings["lexical"] = _ms(t)
 
         t = time.perf_counter()
-        imported = imports(q.text, q.language)
-        lists["cursor"], lists["symbols"] = self._symbols(q, before, imported)
+        imported = imports(_import_text(q.text, near), q.language)
+        lists["cursor"], lists["symbols"] = self._symbols(q, near_before, imported)
         timings["symbols"] = _ms(t)
 
         t = time.perf_counter()
-        lists["expected"] = self._expected(q, before, imported)
+        lists["expected"] = self._expected(q, near, near_before, imported)
         timings["expected"] = _ms(t)
 
         t = time.perf_counter()
@@ -200,7 +203,7 @@ class Retriever:
         """Definitions of the names on the cursor's line (nearest first: the call being
         written), and of the names on the few lines before it and the enclosing class's
         bases (resolved through the file's imports where they are imported)."""
-        lines = before.split("\n")
+        lines = before.rsplit("\n", 4)
         at = [m for m in reversed(_IDENT.findall(lines[-1])) if _is_name(m)]
         near: list[str] = []
         for line in reversed(lines[-4:-1]):
@@ -232,9 +235,11 @@ class Retriever:
 
     # -- expected ------------------------------------------------------------------------
 
-    def _expected(self, q: Query, before: str, imported: dict[str, str]) -> list[Chunk]:
+    def _expected(self, q: Query, text: str, before: str, imported: dict[str, str]) -> list[Chunk]:
         """Definitions of the imported names, by how well each fits the cursor's slot:
-        the hard case where the name is not typed yet (``resp = ``, ``raise ``)."""
+        the hard case where the name is not typed yet (``resp = ``, ``raise ``). ``text``:
+        the file (or the part of a huge one around the cursor), ``before`` its text up to
+        the cursor."""
         if not imported:
             return []
         names = list(imported)[:200]
@@ -246,7 +251,7 @@ class Retriever:
         if not candidates:
             return []
         line = before.rsplit("\n", 1)[-1]
-        scores = expected_scores(q.text, before, line, candidates)
+        scores = expected_scores(text, before, line, candidates)
         order = {name: i for i, name in enumerate(imported)}
         ranked: list[Chunk] = []
         for name in sorted(candidates, key=lambda n: (-scores[n], order[n])):
@@ -259,11 +264,34 @@ class Retriever:
 
 # Chosen on the dev split of eval-retrieval (a count of all uses, whatever the slot, only
 # lowered the recall there: 0.594 -> 0.556 at weight 0.3).
+NEAR_CHARS = 100_000  # a huge file's symbol sources read this much before the cursor
+IMPORT_HEAD = 20_000  # ... and its imports from this much of its start
 EXPECTED = {"slot": 1.0, "line": 2.0, "enclosing": 1.0, "kind": 1.0}
 _SLOT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*|[^\sA-Za-z0-9_])\s*$")
 _IMPORT_LINE = re.compile(r"^\s*(from\s+\S+\s+)?import\b")
 _DEF = re.compile(r"^(\s*)(?:async\s+)?def\s+(\w+)\s*\(([^)]*)", re.M)
 _EXCEPTION = re.compile(r"(Error|Exception|Warning|Exit|Abort|Interrupt)\b")
+
+
+def _bounded(text: str, offset: int) -> tuple[str, int]:
+    """``text`` and ``offset``, or for a huge file the whole lines from NEAR_CHARS before the
+    cursor to a quarter of that after it, and the cursor's offset in them: the symbol
+    sources' work stays bounded whatever the file's size."""
+    if len(text) <= NEAR_CHARS * 5 // 4:
+        return text, offset
+    lo = text.rfind("\n", 0, max(0, offset - NEAR_CHARS)) + 1
+    hi = text.find("\n", offset + NEAR_CHARS // 4)
+    hi = len(text) if hi < 0 else hi
+    return text[lo:hi], offset - lo
+
+
+def _import_text(text: str, near: str) -> str:
+    """Where a file's imports are read: all of it, or for a huge one its start (whole
+    lines) and the part around the cursor."""
+    if near is text:
+        return text
+    head = text[:IMPORT_HEAD]
+    return head[: head.rfind("\n") + 1] + near
 
 
 def _parts(text: str) -> set[str]:
@@ -320,9 +348,12 @@ def expected_scores(
     same: dict[str, int] = dict.fromkeys(candidates, 0)
     names = sorted(candidates, key=len, reverse=True)
     pattern = re.compile(rf"(?<![\w.])({'|'.join(map(re.escape, names))})\b")
-    skip = {before.count("\n")}  # the cursor's line, and every line of an import
+    cursor = before.count("\n")
+    skip = {cursor}  # the cursor's line, and every line of an import
+    first, at = 0, 0
     for m in _PY_FROM.finditer(text):
-        first = text.count("\n", 0, m.start())
+        first += text.count("\n", at, m.start())
+        at = m.start()
         skip.update(range(first, first + m.group().count("\n") + 1))
     for i, source_line in enumerate(text.split("\n")):
         if i in skip or _IMPORT_LINE.match(source_line):
@@ -420,8 +451,8 @@ def _module_matches(path: str, module: str) -> bool:
 def _enclosing_bases(before: str) -> list[str]:
     """The bases of the Python class the cursor is in (the nearest ``class X(A, B):``
     above with less indentation than the cursor's line)."""
-    lines = before.split("\n")
-    cursor_indent = len(lines[-1]) - len(lines[-1].lstrip())
+    last = before[before.rfind("\n") + 1 :]
+    cursor_indent = len(last) - len(last.lstrip())
     for m in reversed(list(_PY_CLASS.finditer(before))):
         if len(m.group(1)) < max(cursor_indent, 1):
             return [b.strip().split(".")[-1] for b in m.group(2).split(",") if b.strip()][:4]

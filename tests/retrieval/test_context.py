@@ -251,3 +251,16 @@ def test_cli_context_json(workspace: Path, tmp_path: Path, script):
         text=True,
     )
     assert bad.returncode == 2 and "is outside" in bad.stderr
+
+
+def test_a_huge_file_reads_its_imports_and_the_code_near_the_cursor(retriever):
+    # ~300 kB: the symbol sources read the lines near the cursor and the file's start
+    filler = "".join(f"def helper_{i}(value):\n    return value + {i}\n\n\n" for i in range(6000))
+    head = FILES["app/service.py"].split("class Billing")[0]
+    text = head + filler + "def report(invoice):\n    amount = "
+    assert len(text) > 250_000
+    q = Query("app/service.py", text, len(text), "python")
+    hits = retriever.retrieve(q, limit=5).hits
+    names = [h.chunk.name for h in hits]
+    assert "total_amount" in names, names
+    assert "expected" in hits[names.index("total_amount")].sources
