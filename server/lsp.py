@@ -551,9 +551,11 @@ def create_server(
     @server.feature(CONTEXT_REQUEST)
     def context(ls: HoneServer, params: Any) -> dict[str, Any]:
         """The workspace's indexes: whether retrieval is on (and what turned it off), the
-        exclude globs, queued index work, and per folder its path, index folder, state
-        (queued, building, complete, waiting, error, stopped), files done of total, files,
-        chunks, the update generation, the last build's report and any error."""
+        exclude globs, queued index work, the embeddings (on or off, the model, whether it
+        is loaded, the vector store), and per folder its path, index folder, state (queued,
+        building, complete, waiting, error, stopped), files done of total, files, chunks,
+        the update generation, the embedding pass's progress, the last build's report and
+        any error."""
         return ls.context.describe()
 
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
