@@ -427,6 +427,111 @@ def cmd_context(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_localize(args: argparse.Namespace) -> int:
+    """The functions to change to make a failing test pass, best first. Exit 0 with the
+    ranking, 2 when the test cannot be collected or run, 3 when it passes."""
+    from hone.agent.repair.localize import LocalizeError, TestPasses, localize
+    from hone.agent.repair.runner import RunCancelled
+
+    _setup_logging(args.verbose, None)
+    repo = Path(args.repo or ".")
+    if not repo.is_dir():
+        print(f"hone localize: {repo} is not a folder", file=sys.stderr)
+        return 2
+    try:
+        found = localize(
+            repo, args.test, python=args.python, timeout_s=args.timeout, limit=args.limit
+        )
+    except TestPasses as exc:
+        print(f"hone localize: the test passes ({exc}): nothing to localize", file=sys.stderr)
+        return 3
+    except LocalizeError as exc:
+        print(f"hone localize: {exc}", file=sys.stderr)
+        if exc.output and args.verbose:
+            print(exc.output, file=sys.stderr)
+        return 2
+    except (RunCancelled, KeyboardInterrupt):
+        return 130
+    if args.json:
+        print(json.dumps(found.as_json(), indent=2))
+        return 0
+    print(f"{found.test}: {found.outcome}: {found.message}")
+    for s in found.functions:
+        signals = ", ".join(f"{k} {v:.2f}" for k, v in s.signals.items())
+        print(f"{s.score:.3f} {s.path}:{s.start_line}-{s.end_line} {s.name} [{signals}]")
+    if not found.functions:
+        print("(no function of the repository ran in this test outside the tests)")
+    for note in found.notes:
+        print(f"note: {note}")
+    return 0
+
+
+def cmd_fix(args: argparse.Namespace) -> int:
+    """Look for a validated fix of a failing test. Exit 0 when one was found (and, with
+    --apply, written), 1 when not, 2 when the test cannot be collected or run, 3 when it
+    already passes."""
+    from hone.agent.repair.localize import LocalizeError, TestPasses
+    from hone.agent.repair.loop import apply_fix, backend_proposer, repair
+    from hone.agent.repair.runner import RunCancelled
+    from hone.models.backend import ModelError
+
+    _setup_logging(args.verbose, None)
+    repo = Path(args.repo or ".").resolve()
+    if not repo.is_dir():
+        print(f"hone fix: {repo} is not a folder", file=sys.stderr)
+        return 2
+    propose = None
+    if not args.no_model:
+        try:
+            backend, _ = _build(_model_spec(args))
+            backend.load()
+            propose = backend_proposer(backend)
+        except ModelError as exc:
+            print(f"hone fix: no model ({exc}); templates only", file=sys.stderr)
+
+    def progress(message: str) -> None:
+        if not args.json:
+            print(f"... {message}", file=sys.stderr)
+
+    try:
+        report = repair(
+            repo,
+            args.test,
+            python=args.python,
+            budget_s=args.budget_seconds,
+            propose=propose,
+            samples=args.samples,
+            templates=not args.no_templates,
+            progress=progress,
+        )
+    except TestPasses as exc:
+        print(f"hone fix: the test passes ({exc}): nothing to fix", file=sys.stderr)
+        return 3
+    except LocalizeError as exc:
+        print(f"hone fix: {exc}", file=sys.stderr)
+        return 2
+    except (RunCancelled, KeyboardInterrupt):
+        return 130
+    applied: list[str] = []
+    if args.apply and report.fixed:
+        try:
+            applied = apply_fix(repo, report)
+        except ValueError as exc:
+            print(f"hone fix: {exc}", file=sys.stderr)
+            return 1
+    if args.json:
+        data = report.as_json()
+        data["applied"] = applied
+        print(json.dumps(data, indent=2))
+    else:
+        if report.diff:
+            print(report.diff, end="" if report.diff.endswith("\n") else "\n")
+        print(report.explanation)
+        if applied:
+            print(f"applied to {', '.join(applied)}")
+    return 0 if report.fixed else 1
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from hone.server.doctor import run_doctor
 
@@ -522,6 +627,43 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _embedding_model_arg(cx)
     cx.set_defaults(func=cmd_context)
+
+    lz = sub.add_parser(
+        "localize", help="rank the functions to change to make a failing pytest test pass"
+    )
+    lz.add_argument("--test", required=True, metavar="NODEID", help="pytest node id")
+    lz.add_argument("--repo", help="the repository (default: the current folder)")
+    lz.add_argument("--json", action="store_true")
+    lz.add_argument(
+        "--python",
+        help="the interpreter that runs the tests (default: the repository's virtual "
+        "environment, else the one hone runs in)",
+    )
+    lz.add_argument(
+        "--timeout", type=float, default=120, help="seconds for the test run (default 120)"
+    )
+    lz.add_argument("--limit", type=int, default=20, help="functions to print (default 20)")
+    lz.add_argument("-v", "--verbose", action="count", default=0)
+    lz.set_defaults(func=cmd_localize)
+
+    fx = sub.add_parser("fix", help="look for a validated fix of a failing pytest test")
+    common(fx)
+    fx.add_argument("--test", required=True, metavar="NODEID", help="pytest node id")
+    fx.add_argument("--repo", help="the repository (default: the current folder)")
+    fx.add_argument("--json", action="store_true")
+    fx.add_argument("--apply", action="store_true", help="write the fix into the working tree")
+    fx.add_argument("--budget-seconds", type=float, default=120, help="time budget (default 120)")
+    fx.add_argument(
+        "--python",
+        help="the interpreter that runs the tests (default: the repository's virtual "
+        "environment, else the one hone runs in)",
+    )
+    fx.add_argument("--no-model", action="store_true", help="templates only: no model candidates")
+    fx.add_argument("--samples", type=int, default=3, help="model samples per suspect")
+    fx.add_argument(
+        "--no-templates", action="store_true", help="the model's edits only: no templates"
+    )
+    fx.set_defaults(func=cmd_fix)
 
     d = sub.add_parser(
         "doctor", help="what model, device, versions; what is missing and how to fix it"

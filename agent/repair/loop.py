@@ -1,0 +1,592 @@
+"""The test-driven repair loop behind "fix this failing test".
+
+In a scratch copy of the repository (:mod:`.workspace`; the user's files are never
+touched): localize (:mod:`.localize`), then try candidates for the suspects, best first —
+single-point mutations from syntax-aware templates (:mod:`.mutations`) and, given a
+``propose`` function (a model), search-and-replace edits (:mod:`.edits`) — and validate each:
+
+1. the failing test passes with it;
+2. then the whole test files of the tests that exercise the changed function (the failing
+   test's file, and every test file that names the function) pass as they did before it:
+   a test that passed without the change must pass with it.
+
+Only a candidate that passes both is a fix; anything less is reported as what it is
+(``fails``, ``regression``, ``invalid``, ``rejected``, ``timeout``). A model candidate whose
+failure changed (closer, or at least different) gets one more round with the new output.
+The loop stops at its time budget, on cancellation, or once it has enough fixes; the fixes
+are ranked smallest change first.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import string
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path, PurePath
+from typing import Any, Protocol
+
+from hone.agent.repair.edits import (
+    EditError,
+    apply_edits,
+    parse_edits,
+    special_cases_inputs,
+    unified_diff,
+)
+from hone.agent.repair.localize import (
+    FAILING,
+    Localization,
+    LocalizeError,
+    Suspect,
+    TestPasses,
+    _test_source,
+    is_test_file,
+    localize,
+)
+from hone.agent.repair.mutations import mutations
+from hone.agent.repair.runner import RunnerError, TestRun, find_interpreter, run_tests
+from hone.agent.repair.workspace import Scratch, digest
+
+SUSPECTS = 5  # functions tried, best first
+TEMPLATES_PER_SUSPECT = 40
+MAX_FIXES = 2  # validated fixes collected before stopping
+AFTER_FIX = 5  # candidates tried after the first fix, for a smaller one
+FIRST_TEMPLATES = 12  # a suspect's templates tried before the model's edits for it
+MAX_TEST_FILES = 12  # test files that name a changed function, run to validate
+FAILURE_CHARS = 3000  # of the failure text in a model's prompt
+
+
+class Proposer(Protocol):
+    """A model: ``n`` replies to a chat (``[{"role": ..., "content": ...}]``)."""
+
+    def __call__(self, messages: list[dict[str, str]], n: int) -> list[str]: ...
+
+
+@dataclass
+class Attempt:
+    source: str  # "template" | "model"
+    description: str
+    outcome: str  # fixed | fails | regression | invalid | rejected | timeout
+    path: str = ""
+    detail: str = ""  # the new failure, the regression, why it was rejected
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "description": self.description,
+            "outcome": self.outcome,
+            "path": self.path,
+            "detail": self.detail,
+        }
+
+
+@dataclass
+class Fix:
+    source: str
+    description: str
+    files: dict[str, str]  # relative path -> new text
+    diff: str
+    changed_lines: int
+    suspect: Suspect
+    validated_with: list[str]  # the test files run to validate
+
+
+@dataclass
+class FixReport:
+    test: str
+    fixed: bool
+    diff: str
+    explanation: str
+    source: str  # "template", "model", "both" (fixes from both), "" when none
+    localization: Localization | None
+    candidates: list[Attempt]
+    timings: dict[str, float]
+    fixes: list[Fix] = field(default_factory=list)
+    # the content hash of each file a fix changes, as the copy was made: --apply and the
+    # editor refuse to write over a file that changed since
+    base: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def files(self) -> dict[str, str]:
+        return self.fixes[0].files if self.fixes else {}
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "test": self.test,
+            "fixed": self.fixed,
+            "diff": self.diff,
+            "explanation": self.explanation,
+            "source": self.source,
+            "localization": (
+                [s.as_json() for s in self.localization.functions] if self.localization else []
+            ),
+            "candidates": [a.as_json() for a in self.candidates],
+            "timings": {k: round(v, 3) for k, v in self.timings.items()},
+        }
+
+
+class Budget:
+    def __init__(self, seconds: float, cancel: Callable[[], bool] | None) -> None:
+        self.deadline = time.monotonic() + seconds
+        self.seconds = seconds
+        self.cancel = cancel or (lambda: False)
+
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def over(self) -> bool:
+        return self.left() <= 0 or self.cancel()
+
+
+def repair(
+    root: Path,
+    test: str,
+    *,
+    python: str | None = None,
+    budget_s: float = 120,
+    propose: Proposer | None = None,
+    samples: int = 3,
+    templates: bool = True,
+    overlays: Mapping[str, str] | None = None,
+    cancel: Callable[[], bool] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> FixReport:
+    """Look for a validated fix of ``test`` (a pytest node id relative to ``root``) within
+    ``budget_s`` seconds; ``templates=False`` leaves the mutation templates out (the model's
+    edits only). Raises :class:`~.localize.TestPasses` when the test passes and
+    :class:`~.localize.LocalizeError` when it cannot be collected or run."""
+    t0 = time.monotonic()
+    say = progress or (lambda _message: None)
+    root = root.resolve()
+    interpreter = find_interpreter(root, python)
+    budget = Budget(budget_s, cancel)
+    attempts: list[Attempt] = []
+    fixes: list[Fix] = []
+    timings: dict[str, float] = {}
+    say("copying the workspace")
+    with Scratch(root, overlays) as scratch:
+        timings["copy_s"] = time.monotonic() - t0
+        say(f"running {test.split('::')[0]}")
+        found = localize(
+            scratch.root,
+            test,
+            python=interpreter,
+            timeout_s=max(30.0, budget.left()),
+            limit=SUSPECTS,
+            cancel=budget.cancel,
+            env=scratch.env(),
+        )
+        timings["localize_s"] = time.monotonic() - t0 - timings["copy_s"]
+        validator = Validator(scratch, interpreter, found, budget)
+        candidates = _candidates(scratch, found, propose, samples, templates)
+        after_fix = 0
+        for suspect, make in candidates:
+            if budget.over() or len(fixes) >= MAX_FIXES or after_fix >= AFTER_FIX:
+                break
+            for source, description, files in make():
+                if budget.over() or len(fixes) >= MAX_FIXES or after_fix >= AFTER_FIX:
+                    break
+                after_fix += bool(fixes)
+                say(f"candidate {len(attempts) + 1}: {description}")
+                attempt = Attempt(source, description, "", ",".join(files))
+                attempts.append(attempt)
+                fix = validator.check(attempt, suspect, files)
+                if fix is not None:
+                    fixes.append(fix)
+        base = digest(root, {p for f in fixes for p in f.files})
+    fixes.sort(key=lambda f: (f.changed_lines, f.source != "template"))
+    timings["total_s"] = time.monotonic() - t0
+    best = fixes[0] if fixes else None
+    sources = {f.source for f in fixes}
+    return FixReport(
+        test=found.test,
+        fixed=best is not None,
+        diff=best.diff if best else "",
+        explanation=explain(found, best, attempts, budget),
+        source="both" if len(sources) > 1 else next(iter(sources), ""),
+        localization=found,
+        candidates=attempts,
+        timings=timings,
+        fixes=fixes,
+        base=base,
+    )
+
+
+def backend_proposer(backend: Any, *, max_new_tokens: int = 384, seed: int = 0) -> Proposer:
+    """A :class:`Proposer` on a model backend (:mod:`hone.models.backend`): ``n`` samples
+    of a chat request (greedy for one sample, temperature 0.7 for several)."""
+    from hone.models.backend import GenerationRequest
+
+    def propose(messages: list[dict[str, str]], n: int) -> list[str]:
+        request = GenerationRequest(
+            messages=messages,
+            n=n,
+            temperature=0.0 if n == 1 else 0.7,
+            max_new_tokens=max_new_tokens,
+            seed=seed,
+            session="background",
+        )
+        return backend.generate(request).texts()
+
+    return propose
+
+
+def apply_fix(root: Path, report: FixReport) -> list[str]:
+    """Write the best fix into the user's files; refuses (ValueError) when a file it
+    changes is not as the copy was made (edited since). Returns the paths written."""
+    if not report.fixed:
+        raise ValueError("there is no fix to apply")
+    now = digest(root, report.files)
+    changed = [p for p in report.files if now.get(p) != report.base.get(p)]
+    if changed:
+        raise ValueError(f"not applied: {', '.join(changed)} changed since the fix was made")
+    for path, text in report.files.items():
+        (root / path).write_text(text, encoding="utf-8", newline="")
+    return sorted(report.files)
+
+
+# -- candidates ------------------------------------------------------------------------------
+
+Made = tuple[str, str, dict[str, str]]  # (source, description, new texts by path)
+
+
+def _candidates(
+    scratch: Scratch,
+    found: Localization,
+    propose: Proposer | None,
+    samples: int,
+    use_templates: bool = True,
+) -> list[tuple[Suspect, Callable[[], Sequence[Made]]]]:
+    """Lazily made candidate lists, in the order they are tried: for each suspect, best
+    first, its most plausible templates, then (for the first three) the model's edits,
+    then the rest of its templates."""
+    hot = _hot_lines(found)
+    steps: list[tuple[Suspect, Callable[[], Sequence[Made]]]] = []
+    for i, suspect in enumerate(found.functions[:SUSPECTS]):
+        made: dict[str, list[Made]] = {}
+
+        def templates(s: Suspect = suspect, cache: dict = made) -> list[Made]:
+            if "all" not in cache:
+                cache["all"] = _templates(scratch, s, hot.get(s.path, {})) if use_templates else []
+            return cache["all"]
+
+        steps.append((suspect, lambda t=templates: t()[:FIRST_TEMPLATES]))
+        if propose is not None and i < 3:
+            steps.append((suspect, lambda s=suspect: _model(scratch, found, s, propose, samples)))
+        steps.append((suspect, lambda t=templates: t()[FIRST_TEMPLATES:]))
+    return steps
+
+
+def _hot_lines(found: Localization) -> dict[str, dict[int, float]]:
+    """Lines to try first, per file: the failing test's traceback lines and the lines only
+    it ran (from the localization's run)."""
+    out: dict[str, dict[int, float]] = {}
+    run: TestRun | None = found.run
+    if run is None:
+        return out
+    result = run.results.get(found.test)
+    if result is not None:
+        weight = 1.0
+        for frame in reversed(result.frames):
+            if frame.in_repo:
+                out.setdefault(frame.path, {})[frame.line] = max(
+                    out.get(frame.path, {}).get(frame.line, 0.0), weight
+                )
+                weight *= 0.6
+    coverage = run.coverage or {}
+    failing = coverage.get(found.test, {})
+    passing = [
+        cov
+        for nodeid, cov in coverage.items()
+        if nodeid != found.test
+        and run.results.get(nodeid)
+        and run.results[nodeid].outcome == "passed"
+    ]
+    for path, lines in failing.items():
+        for line in lines:
+            ran = sum(1 for cov in passing if line in cov.get(path, ()))
+            score = 0.5 / (1 + ran)
+            lines_of = out.setdefault(path, {})
+            lines_of[line] = max(lines_of.get(line, 0.0), score)
+    return out
+
+
+def _templates(scratch: Scratch, suspect: Suspect, hot: Mapping[int, float]) -> list[Made]:
+    source = scratch.original_text(suspect.path)
+    found = mutations(
+        source,
+        suspect.path,
+        suspect.start_line,
+        suspect.end_line,
+        hot_lines=hot,
+        limit=TEMPLATES_PER_SUSPECT,
+    )
+    return [
+        ("template", f"{suspect.path}: {c.description}", {suspect.path: c.apply(source)})
+        for c in found
+    ]
+
+
+def _prompt(**fields: str) -> str:
+    template = resources.files("hone.agent.repair").joinpath("prompts/fix.txt").read_text("utf-8")
+    return string.Template(template).safe_substitute(fields)
+
+
+def _model(
+    scratch: Scratch,
+    found: Localization,
+    suspect: Suspect,
+    propose: Proposer,
+    samples: int,
+    failure: str | None = None,
+) -> list[Made]:
+    """The model's edits of ``suspect`` (each reply parsed and applied, checked; replies
+    that cannot be applied are kept as invalid candidates with the reason)."""
+    source = scratch.original_text(suspect.path)
+    lines = source.split("\n")
+    function = "\n".join(lines[suspect.start_line - 1 : suspect.end_line])
+    result = found.run.results.get(found.test) if found.run else None
+    text = failure or (result.longrepr if result else found.message)
+    prompt = _prompt(
+        test=found.test,
+        failure=text[-FAILURE_CHARS:],
+        test_source=_test_source(scratch.root, found.test),
+        name=suspect.name,
+        path=suspect.path,
+        start_line=str(suspect.start_line),
+        end_line=str(suspect.end_line),
+        function=function,
+    )
+    messages = [
+        {"role": "system", "content": "You are a careful Python developer who fixes bugs."},
+        {"role": "user", "content": prompt},
+    ]
+    try:
+        replies = propose(messages, samples)
+    except Exception as exc:  # noqa: BLE001 - a failing model ends its step, not the loop
+        return [("model", f"model failed: {exc}", {})]
+    out: list[Made] = []
+    for k, reply in enumerate(replies, 1):
+        label = f"model sample {k} for {suspect.name}"
+        try:
+            edits = parse_edits(reply, default_path=suspect.path)
+            if not edits:
+                raise EditError("no search-and-replace block in the reply", code="no-edit")
+            files = {
+                e.path: scratch.original_text(e.path) for e in edits if _readable(scratch, e.path)
+            }
+            new = apply_edits(files, edits, allowed=lambda p: not is_test_file(p))
+        except EditError as exc:
+            out.append(("model", f"{label}: {exc.reason}", {}))
+            continue
+        out.append(("model", label, new))
+    return out
+
+
+def _readable(scratch: Scratch, path: str) -> bool:
+    try:
+        scratch.text(path)
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+# -- validation ------------------------------------------------------------------------------
+
+
+class Validator:
+    """Tries candidates in the scratch copy; knows the outcomes before any change."""
+
+    def __init__(
+        self, scratch: Scratch, interpreter: str, found: Localization, budget: Budget
+    ) -> None:
+        self.scratch = scratch
+        self.interpreter = interpreter
+        self.found = found
+        self.budget = budget
+        run = found.run
+        self.baseline: dict[str, str] = (
+            {n: r.outcome for n, r in run.results.items()} if run is not None else {}
+        )
+        self.baselined_files = {found.test.split("::")[0]}
+        failing = run.results.get(found.test) if run is not None else None
+        self.test_s = failing.duration_s if failing is not None else 1.0
+        self.file_s = run.duration_s if run is not None else 10.0
+        self.test_source = _test_source(scratch.root, found.test)
+
+    def check(self, attempt: Attempt, suspect: Suspect, files: dict[str, str]) -> Fix | None:
+        if not files:
+            attempt.outcome = "invalid"
+            attempt.detail = attempt.description
+            return None
+        for path, text in files.items():
+            if is_test_file(path):
+                attempt.outcome, attempt.detail = "rejected", f"{path} is a test file"
+                return None
+            old = self.scratch.original_text(path)
+            if attempt.source == "model" and special_cases_inputs(old, text, self.test_source):
+                attempt.outcome = "rejected"
+                attempt.detail = "it special-cases the test's inputs"
+                return None
+        try:
+            test_files = self._test_files(suspect)
+            self._baseline(test_files)  # before the change is written
+            for path, text in files.items():
+                self.scratch.write(path, text)
+            return self._validate(attempt, suspect, files, test_files)
+        except RunnerError as exc:
+            attempt.outcome, attempt.detail = "invalid", str(exc).split("\n")[0][:300]
+            return None
+        finally:
+            self.scratch.restore()
+
+    def _run(self, targets: list[str], timeout_s: float) -> TestRun:
+        return run_tests(
+            self.scratch.root,
+            targets,
+            python=self.interpreter,
+            timeout_s=min(timeout_s, max(1.0, self.budget.left())),
+            env=self.scratch.env(),
+            cancel=self.budget.cancel,
+        )
+
+    def _validate(
+        self, attempt: Attempt, suspect: Suspect, files: dict[str, str], test_files: set[str]
+    ) -> Fix | None:
+        test = self.found.test
+        # pytest's start-up is most of a one-test run: as long as the localization's run,
+        # and the test's own time five times over
+        run = self._run([test], timeout_s=max(20.0, 2 * self.file_s + 5 * self.test_s))
+        result = run.results.get(test)
+        if run.timed_out:
+            attempt.outcome, attempt.detail = "timeout", f"{test} did not finish"
+            return None
+        if result is None or result.outcome in FAILING:
+            attempt.outcome = "fails"
+            attempt.detail = (result.message if result else "not run")[:300]
+            return None
+        if result.outcome != "passed":
+            attempt.outcome, attempt.detail = "fails", f"{test} {result.outcome}"
+            return None
+        run = self._run(sorted(test_files), timeout_s=max(30.0, 3 * self.file_s + 10))
+        if run.timed_out:
+            attempt.outcome, attempt.detail = "timeout", "the validation run did not finish"
+            return None
+        broken = [
+            nodeid
+            for nodeid, before in self.baseline.items()
+            if before == "passed"
+            and nodeid.split("::")[0] in test_files
+            and (nodeid not in run.results or run.results[nodeid].outcome != "passed")
+        ]
+        still = run.results.get(test)
+        if still is None or still.outcome != "passed":
+            broken.insert(0, test)
+        if broken:
+            attempt.outcome = "regression"
+            attempt.detail = f"{len(broken)} test(s) no longer pass: {', '.join(broken[:3])}"
+            return None
+        attempt.outcome = "fixed"
+        attempt.detail = f"{len(run.results)} tests of {len(test_files)} file(s) pass"
+        diff = "".join(
+            unified_diff(path, self.scratch.original_text(path), text)
+            for path, text in sorted(files.items())
+        )
+        changed = _changed_lines(self.scratch, files)
+        return Fix(
+            attempt.source, attempt.description, dict(files), diff, changed, suspect,
+            sorted(test_files),
+        )  # fmt: skip
+
+    def _test_files(self, suspect: Suspect) -> set[str]:
+        """The failing test's file and the test files that name the changed function."""
+        out = {self.found.test.split("::")[0]}
+        short = suspect.name.rsplit(".", 1)[-1]
+        word = re.compile(rf"\b{re.escape(short)}\b")
+        for rel in self.scratch.files:
+            if len(out) >= MAX_TEST_FILES:
+                break
+            if rel in out or not rel.endswith(".py") or not is_test_file(rel):
+                continue
+            if PurePath(rel).name == "conftest.py":
+                continue
+            try:
+                if word.search(self.scratch.text(rel)):
+                    out.add(rel)
+            except OSError:
+                continue
+        return out
+
+    def _baseline(self, test_files: set[str]) -> None:
+        """The outcomes of test files not run yet, without any change."""
+        missing = sorted(test_files - self.baselined_files)
+        if not missing:
+            return
+        run = self._run(missing, timeout_s=max(30.0, 3 * self.file_s + 10))
+        self.baseline.update({n: r.outcome for n, r in run.results.items()})
+        self.baselined_files.update(missing)
+
+
+def _changed_lines(scratch: Scratch, files: Mapping[str, str]) -> int:
+    n = 0
+    for path, text in files.items():
+        old = scratch.original_text(path).splitlines()
+        for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(
+            a=old, b=text.splitlines()
+        ).get_opcodes():
+            if tag != "equal":
+                n += max(i2 - i1, j2 - j1)
+    return n
+
+
+# -- explanation -----------------------------------------------------------------------------
+
+
+def explain(found: Localization, fix: Fix | None, attempts: list[Attempt], budget: Budget) -> str:
+    """One paragraph: what localized the fault, what changed and why the tests now pass
+    (or what was tried)."""
+    top = found.functions[:3]
+    where = ", ".join(
+        f"`{s.name}` ({s.path}:{s.start_line}-{s.end_line}; "
+        + ", ".join(f"{k} {v:.2f}" for k, v in s.signals.items() if v > 0)
+        + ")"
+        for s in top
+    )
+    lead = (
+        f"`{found.test}` failed with {found.message or found.outcome}. Localization "
+        f"ranked {where or 'no function of the repository'} (from the traceback, the "
+        f"lines only the failing test ran against the {found.passing_tests} passing tests "
+        "of its file, and the words the test shares with each function)."
+    )
+    if fix is not None:
+        return (
+            f"{lead} The fix changes `{fix.suspect.name}` in {fix.suspect.path} "
+            f"({fix.source}: {fix.description.split(': ', 1)[-1]}): with it the failing test "
+            f"passes, and so do all the tests of {', '.join(fix.validated_with)} that passed "
+            f"before, run in a copy of the workspace. {len(attempts)} candidate(s) tried."
+        )
+    counts: dict[str, int] = {}
+    for a in attempts:
+        counts[a.outcome] = counts.get(a.outcome, 0) + 1
+    tried = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items())) or "none"
+    why = " The time budget ran out." if budget.left() <= 0 else ""
+    return (
+        f"{lead} No candidate made the test pass without breaking another: "
+        f"{len(attempts)} tried ({tried}).{why}"
+    )
+
+
+__all__ = [
+    "apply_fix",
+    "backend_proposer",
+    "Attempt",
+    "Fix",
+    "FixReport",
+    "LocalizeError",
+    "Proposer",
+    "TestPasses",
+    "repair",
+]
