@@ -22,13 +22,13 @@ the baseline; and the retrieval time per query. ``fused`` is the server's defaul
 packaged all-MiniLM-L6-v2; every chunk embedded first), measured beside it unless
 ``--no-embeddings``. Completions use the default ranking.
 
-With ``--complete N``: N sites per package are also completed by the embedded model
-through the completion engine, at both cursors, without and with the retrieved snippets
+With ``--complete N``: N sites per package are also completed by the embedded model (or
+``--model``) through the completion engine, at both cursors, without and with the retrieved snippets
 (packed into ``retrievalTokens``): exact match and edit similarity of the rest of the line,
 and (cursor before the name) whether the suggestion names the definition it needs.
 
     python benchmarks/eval_retrieval.py [--split dev|heldout|all] [--sites 60]
-        [--complete 20] [--out FILE]
+        [--complete 20] [--model SPEC] [--out FILE]
 """
 
 from __future__ import annotations
@@ -230,6 +230,11 @@ def main() -> int:
         help="do not also measure the ranking with the embeddings source (the packaged "
         "sentence-transformers model; off in the server by default)",
     )
+    ap.add_argument(
+        "--model",
+        help="the model that completes (a folder, .gguf, hub id or OpenAI-compatible "
+        "spec, as for `hone serve --model`; default: the embedded one)",
+    )
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     embedder = None
@@ -240,9 +245,9 @@ def main() -> int:
     engine = None
     if args.complete:
         from hone.agent.completion.engine import CompletionEngine
-        from hone.models.registry import embedded_backend
+        from hone.models.registry import embedded_backend, load_backend
 
-        backend = embedded_backend()
+        backend = load_backend(args.model) if args.model else embedded_backend()
         backend.load()
         engine = CompletionEngine(backend)
         out_model = backend.describe()
