@@ -74,6 +74,10 @@ __all__ = [
 
 OUTPUT_LIMIT = 1_000_000  # bytes of terminal output, characters per captured stream
 KILL_GRACE_S = 1.0  # between SIGTERM and SIGKILL
+# Operating-system limits on the run (and every process it starts): address space, size of
+# a file it writes; no core dumps (they would land in the repository).
+MEMORY_LIMIT_MB = 8192
+FILE_LIMIT_MB = 2048
 POLL_S = 0.05  # how often cancel() and the deadline are checked
 VENV_DIRS = (".venv", "venv", "env")  # the repository's own virtual environment, in order
 PLUGIN = "pytest_hone"
@@ -368,6 +372,7 @@ def run_tests(
     env: Mapping[str, str] | None = None,
     cancel: Callable[[], bool] | None = None,
     output_limit: int = OUTPUT_LIMIT,
+    memory_limit_mb: int | None = MEMORY_LIMIT_MB,
 ) -> TestRun:
     """Run pytest on ``targets`` (node ids or paths relative to ``root``; none: the
     configured test paths) in ``root``, and return what happened.
@@ -416,7 +421,7 @@ def run_tests(
             run_env["HONE_PYTEST_COVERAGE_FALLBACK"] = str(scratch / "coverage-fallback")
         command = _command(interpreter, targets, extra_args, scratch)
         exit_code, timed_out, cancelled, output = _execute(
-            command, root, run_env, timeout_s, cancel, output_limit
+            command, root, run_env, timeout_s, cancel, output_limit, memory_limit_mb
         )
         events = _read_events(report)
         covered = _read_coverage(coverage_file) if coverage and exit_code is not None else None
@@ -438,6 +443,30 @@ def run_tests(
     return run
 
 
+def _limit(pid: int, memory_limit_mb: int | None) -> None:
+    """Set the run's resource limits (inherited by the processes it starts). Linux's
+    ``prlimit`` on the new process, right after it starts (``preexec_fn`` is not safe in
+    a process with threads, as the server is); elsewhere the run goes without them."""
+    try:
+        import resource
+    except ImportError:  # not a POSIX system
+        return
+    prlimit = getattr(resource, "prlimit", None)
+    if prlimit is None:
+        return
+    limits = [(resource.RLIMIT_CORE, 0), (resource.RLIMIT_FSIZE, FILE_LIMIT_MB << 20)]
+    if memory_limit_mb:
+        limits.append((resource.RLIMIT_AS, memory_limit_mb << 20))
+    for kind, value in limits:
+        try:
+            _soft, hard = prlimit(pid, kind)
+            if hard != resource.RLIM_INFINITY:
+                value = min(value, hard)
+            prlimit(pid, kind, (value, hard))
+        except (OSError, ValueError):
+            continue  # the process is gone already, or the limit cannot be set
+
+
 def _execute(
     command: list[str],
     root: Path,
@@ -445,6 +474,7 @@ def _execute(
     timeout_s: float,
     cancel: Callable[[], bool] | None,
     limit: int,
+    memory_limit_mb: int | None = MEMORY_LIMIT_MB,
 ) -> tuple[int | None, bool, bool, str]:
     """Run ``command``: (exit code or None when killed, timed out, cancelled, output)."""
     buffer = _Capped(limit)
@@ -460,6 +490,7 @@ def _execute(
         )
     except OSError as exc:
         raise RunnerError(f"cannot start {command[0]}: {exc}") from exc
+    _limit(process.pid, memory_limit_mb)
     reader = threading.Thread(target=_drain, args=(process.stdout, buffer), daemon=True)
     reader.start()
     deadline = time.monotonic() + timeout_s

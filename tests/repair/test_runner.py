@@ -774,3 +774,28 @@ def test_find_interpreter(tmp_path):
     assert Path(find_interpreter(tmp_path, python="sh")).name == "sh"  # a name on PATH
     with pytest.raises(RunnerError, match="not found"):
         find_interpreter(tmp_path, python=str(tmp_path / "nope" / "python"))
+
+
+@pytest.mark.skipif(not hasattr(__import__("resource"), "prlimit"), reason="Linux prlimit")
+def test_operating_system_limits_hold_memory_files_and_core_dumps(tmp_path: Path):
+    root = make_repo(
+        tmp_path / "limits",
+        {
+            "test_limits.py": """
+import resource
+
+
+def test_big_allocation():
+    data = bytearray(2 * 1024**3)  # 2 GiB: over the run's address-space limit
+    assert len(data) == 0
+
+
+def test_limits_are_set():
+    assert resource.getrlimit(resource.RLIMIT_CORE)[0] == 0
+    assert resource.getrlimit(resource.RLIMIT_AS)[0] == 512 * 1024**2
+""",
+        },
+    )
+    run = run_tests(root, ["test_limits.py"], memory_limit_mb=512, timeout_s=60)
+    assert run.results["test_limits.py::test_big_allocation"].message.startswith("MemoryError")
+    assert run.results["test_limits.py::test_limits_are_set"].outcome == "passed"
