@@ -7,7 +7,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 2087
 export HONE_CACHE_DIR ?= $(CURDIR)/.hone-cache
 
-.PHONY: setup run serve-stdio test test-fast lint format bench-latency bench-decode bench-documents bench-lexical bench-embeddings bench-context eval-completion eval-retrieval report vscode clean
+.PHONY: setup run serve-stdio test test-fast lint format bench-latency bench-decode bench-documents bench-lexical bench-embeddings bench-context eval-completion eval-retrieval eval-localize report vscode clean
 
 setup: $(STAMP)
 
@@ -62,6 +62,17 @@ eval-completion: $(STAMP)
 # on PyPI sdists (dev and held-out packages; downloaded to EVAL_SOURCES).
 eval-retrieval: $(STAMP)
 	$(BIN)/python benchmarks/eval_retrieval.py --complete 20 --sources $(EVAL_SOURCES) --out benchmarks/results/retrieval.json
+
+# Fault localization on injected single faults in a PyPI package's own code, detected by its
+# own tests (benchmarks/bugs.py; bug files cached under EVAL_SOURCES/bugs), against the
+# deepest-traceback-frame and plain-Ochiai baselines. One package per run, e.g.
+# `make eval-localize PACKAGE=more-itertools`; dev packages: toolz, more-itertools,
+# inflection; held-out (report only, never tune on them): boltons, tabulate, parse.
+PACKAGE ?= toolz
+BUGS ?= 40
+eval-localize: $(STAMP)
+	$(BIN)/python benchmarks/bugs.py generate --package $(PACKAGE) --bugs $(BUGS) --sources $(EVAL_SOURCES)
+	$(BIN)/python benchmarks/eval_localize.py --package $(PACKAGE) --sources $(EVAL_SOURCES) --out benchmarks/results/localize-$(PACKAGE).json
 
 bench-decode: $(STAMP)
 	$(BIN)/python benchmarks/bench_decode.py --out benchmarks/results/decode.json

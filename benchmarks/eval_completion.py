@@ -138,6 +138,27 @@ def sdist_archive(spec: str, folder: Path) -> Path:
     return found()[0]
 
 
+def extract_sdist(
+    spec: str, folder: Path, dest: Path, keep: Callable[[list[str]], bool] = lambda parts: True
+) -> None:
+    """The sdist's files (its top folder stripped) whose path parts ``keep`` accepts,
+    written under ``dest`` (executable bits kept; no absolute or ``..`` paths)."""
+    with tarfile.open(sdist_archive(spec, folder)) as tar:
+        for member in tar.getmembers():
+            parts = member.name.split("/")[1:]
+            if not member.isfile() or not parts or any(p in ("", ".", "..") for p in parts):
+                continue
+            if not keep(parts):
+                continue
+            target = dest.joinpath(*parts)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            data = tar.extractfile(member)
+            if data is not None:
+                target.write_bytes(data.read())
+                if member.mode & 0o111:
+                    target.chmod(0o755)
+
+
 def sdist_files(spec: str, folder: Path) -> Iterator[tuple[str, str]]:
     """(path, text) of the package's own .py files in the sdist (no tests, docs, setup)."""
     with tarfile.open(sdist_archive(spec, folder)) as tar:

@@ -40,7 +40,6 @@ import re
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from dataclasses import dataclass
@@ -49,7 +48,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_latency import emit, machine, pct  # noqa: E402
-from eval_completion import SOURCES, bootstrap, sdist_archive  # noqa: E402
+from eval_completion import SOURCES, bootstrap, extract_sdist  # noqa: E402
 from hone.retrieval.context import QUERY_LINES, Query, Retriever, fuse  # noqa: E402
 from hone.retrieval.index import Index  # noqa: E402
 
@@ -74,20 +73,15 @@ class Site:
 
 def unpack(spec: str, folder: Path, dest: Path) -> Path:
     """The sdist's package sources in a fresh git repository at ``dest``."""
-    with tarfile.open(sdist_archive(spec, folder)) as tar:
-        for member in tar.getmembers():
-            parts = member.name.split("/")[1:]
-            if not member.isfile() or not member.name.endswith(".py") or not parts:
-                continue
-            if parts[0] in ("tests", "test", "docs", "doc", "examples", "benchmarks"):
-                continue
-            if parts[-1] in ("setup.py", "conftest.py", "noxfile.py"):
-                continue
-            target = dest.joinpath(*parts)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            data = tar.extractfile(member)
-            if data is not None:
-                target.write_bytes(data.read())
+
+    def keep(parts: list[str]) -> bool:
+        return (
+            parts[-1].endswith(".py")
+            and parts[0] not in ("tests", "test", "docs", "doc", "examples", "benchmarks")
+            and parts[-1] not in ("setup.py", "conftest.py", "noxfile.py")
+        )
+
+    extract_sdist(spec, folder, dest, keep)
     subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
     subprocess.run(["git", "add", "-A"], cwd=dest, check=True)
     return dest

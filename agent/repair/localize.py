@@ -7,11 +7,12 @@ Three signals, each a score in [0, 1] per function:
   files (test files left out), mapped to their innermost enclosing function; the deepest
   frame scores 1, each frame further up ``TRACEBACK_DECAY`` times the one below it.
   Assertion-style tests often leave no frame inside the faulty function.
-- ``spectrum``: per-test coverage of the failing test and of the passing tests of its
-  file (one pytest run with coverage contexts, :mod:`.runner`). Per line, Ochiai's
-  ``failed(l) / sqrt(total_failed * (failed(l) + passed(l)))`` with the one failing test;
-  a function scores the best of its lines the failing test ran. Lines every passing test
-  runs too score low; a line only the failing test runs scores 1.
+- ``spectrum``: per-test coverage of the tests of the failing test's file (one pytest run
+  with coverage contexts, :mod:`.runner`). Per line, Ochiai's
+  ``failed(l) / sqrt(total_failed * (failed(l) + passed(l)))`` over the file's failing
+  tests (a fault usually fails several; each one that does not run the line lowers it);
+  a function scores the best of its lines the test being fixed ran. Lines every passing
+  test runs too score low; a line only failing tests run, all of them, scores 1.
 - ``similarity``: how much of a function's vocabulary the failing test shares (its
   source and the error message): TF-IDF cosine over identifier-split tokens
   (:mod:`hone.retrieval.lexical`) among the functions the failing test ran, plus a bonus
@@ -45,8 +46,10 @@ from hone.retrieval.lexical import tokens
 from hone.retrieval.syntax import language_for_path
 
 SIGNALS = ("traceback", "spectrum", "similarity")
-# Provisional until the injected-fault evaluation measures them (see agent/repair/README.md).
-WEIGHTS = {"traceback": 1.0, "spectrum": 1.0, "similarity": 0.6}
+# Dev bug set (`make eval-localize`, toolz and inflection): similarity at 0.6 put helpers
+# the test names above the faulty function; at 0.3, with the spectrum over all the file's
+# failing tests, fused top-1 went 0.625 -> 0.675 (toolz) and 0.71 -> 0.875 (inflection).
+WEIGHTS = {"traceback": 1.0, "spectrum": 1.0, "similarity": 0.3}
 TRACEBACK_DECAY = 0.6
 NAMED_BONUS = 0.5  # similarity bonus when the test's source names the function
 FAILING = ("failed", "error")
@@ -210,6 +213,12 @@ def rank(
         for nodeid, r in run.results.items()
         if r.outcome in PASSING and nodeid in coverage and nodeid != failing.nodeid
     ]
+    # the file's other failing tests sharpen the spectrum (a fault usually fails several)
+    failing_runs = [coverage.get(failing.nodeid, {})] + [
+        coverage[nodeid]
+        for nodeid, r in run.results.items()
+        if r.outcome in FAILING and nodeid in coverage and nodeid != failing.nodeid
+    ]
     frames = [f for f in failing.frames if f.in_repo and not is_test_file(f.path)]
     paths = set(failed_lines) | {f.path for f in frames}
     functions = _functions(root, paths)
@@ -221,14 +230,18 @@ def rank(
     def slot(c: Chunk) -> dict[str, float]:
         return signals.setdefault((c.path, c.name, c.start_line), dict.fromkeys(SIGNALS, 0.0))
 
-    # spectrum: per line, Ochiai with the one failing test; a function takes its best line
+    # spectrum: per line, Ochiai over the file's failing tests (the lines the test being
+    # fixed ran); a function takes its best line
+    total_failed = len(failing_runs)
     for path, lines in failed_lines.items():
         ran_by = Counter(line for cov in passing for line in cov.get(path, ()))
+        failed_by = Counter(line for cov in failing_runs for line in cov.get(path, ()))
         for line in lines:
             fn = _innermost(functions.get(path, ()), line)
             if fn is None:
                 continue
-            score = 1.0 / math.sqrt(1 + ran_by[line])
+            ef = failed_by[line]
+            score = ef / math.sqrt(total_failed * (ef + ran_by[line]))
             s = slot(fn)
             s["spectrum"] = max(s["spectrum"], score)
 

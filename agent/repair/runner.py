@@ -572,6 +572,12 @@ def _merge(result: TestResult, event: dict, root: Path) -> None:
     result.stdout = event.get("stdout", result.stdout)  # pytest accumulates the phases'
     result.stderr = event.get("stderr", result.stderr)
     category = event.get("category") or ""
+    if category.startswith("subtests "):
+        # a subtest's own report (pytest 9, unittest's subTest): a failing one fails the
+        # test; passing or skipped ones say nothing about it (the test's report follows)
+        category = category.split(" ", 1)[1]
+        if category not in ("failed", "error"):
+            return
     if not category:  # a passing setup or teardown
         return
     if event.get("longrepr") and category not in ("passed", "xpassed"):

@@ -121,7 +121,9 @@ def test_an_assertion_failure_is_found_by_its_spectrum(repo: Path):
     )
     # no frame inside the faulty function (the assertion is in the test), but only the
     # failing test ran its buggy line: the spectrum finds it
-    assert top.signals["traceback"] == 0.0 and top.signals["spectrum"] == 1.0
+    assert top.signals["traceback"] == 0.0
+    # (of the file's two failing tests, the other one, another bug, does not run it)
+    assert top.signals["spectrum"] == pytest.approx(2**-0.5)
     assert found.passing_tests == 5  # the other failing test is not among them
     assert tree_digest(repo) == before  # nothing written into the repository
 

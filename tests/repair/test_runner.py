@@ -799,3 +799,30 @@ def test_limits_are_set():
     run = run_tests(root, ["test_limits.py"], memory_limit_mb=512, timeout_s=60)
     assert run.results["test_limits.py::test_big_allocation"].message.startswith("MemoryError")
     assert run.results["test_limits.py::test_limits_are_set"].outcome == "passed"
+
+
+def test_a_failing_unittest_subtest_fails_its_test(tmp_path: Path):
+    root = make_repo(
+        tmp_path / "subtests",
+        {
+            "test_sub.py": """
+import unittest
+
+
+class T(unittest.TestCase):
+    def test_sub(self):
+        for i in range(3):
+            with self.subTest(i=i):
+                self.assertLess(i, 1)
+
+    def test_all_pass(self):
+        for i in range(2):
+            with self.subTest(i=i):
+                self.assertLess(i, 5)
+""",
+        },
+    )
+    run = run_tests(root, ["test_sub.py"])
+    failed = run.results["test_sub.py::T::test_sub"]
+    assert failed.outcome == "failed" and failed.message.startswith("AssertionError")
+    assert run.results["test_sub.py::T::test_all_pass"].outcome == "passed"
