@@ -62,6 +62,7 @@ WEIGHTS = {
     "embeddings": 1.0,
     "expected": 2.0,
 }
+CURSOR_WHEN_CALLING = 4.0  # the cursor source's weight right after a resolved `name(`
 QUERY_LINES = 12  # lines before the cursor that the lexical, recent and embeddings sources read
 AROUND_BEFORE = 60  # the current file's lines around the cursor that the prompt shows
 AROUND_AFTER = 20
@@ -143,12 +144,6 @@ class Retriever:
 
         t = time.perf_counter()
         lists["expected"] = self._expected(q, near, near_before, imported)
-        if lists["cursor"] and _calling(near_before):
-            # the call being written is named and its definition found: the guess only
-            # confirms it (an imported name it does not call must not outrank it; dev:
-            # one argument-name site of 180 lost, `self.x.method(` no longer outranked)
-            called = set(lists["cursor"])
-            lists["expected"] = [c for c in lists["expected"] if c in called]
         timings["expected"] = _ms(t)
 
         t = time.perf_counter()
@@ -162,7 +157,13 @@ class Retriever:
             lists["embeddings"], timings["embeddings"] = embedded.result()
 
         t = time.perf_counter()
-        hits = fuse(lists, q.path, line_no)
+        weights = WEIGHTS
+        if lists["cursor"] and _calling(near_before):
+            # the call being written is named and its definition found: it comes first
+            # (an imported name the line does not call outranked `self.x.method(`'s); the
+            # expected names stay, for its arguments
+            weights = {**WEIGHTS, "cursor": CURSOR_WHEN_CALLING}
+        hits = fuse(lists, q.path, line_no, weights)
         timings["fuse"] = _ms(t)
         return Retrieval(hits[:limit], timings)
 
@@ -392,12 +393,18 @@ def expected_scores(
     return scores
 
 
-def fuse(lists: dict[str, Sequence[Chunk]], path: str, line: int) -> list[Hit]:
-    """Reciprocal-rank fusion of the sources' lists, without duplicates and without the
-    current file's chunks around the cursor (``line``, 1-based)."""
+def fuse(
+    lists: dict[str, Sequence[Chunk]],
+    path: str,
+    line: int,
+    weights: dict[str, float] | None = None,
+) -> list[Hit]:
+    """Reciprocal-rank fusion of the sources' lists (``weights``, default WEIGHTS), without
+    duplicates and without the current file's chunks around the cursor (``line``,
+    1-based)."""
     merged: dict[tuple[str, int, int], Hit] = {}
     for source, found in lists.items():
-        weight = WEIGHTS.get(source, 1.0)
+        weight = (weights or WEIGHTS).get(source, 1.0)
         chunks = [
             c
             for c in found
