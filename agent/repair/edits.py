@@ -162,12 +162,13 @@ def parse_edits(text: str, *, default_path: str | None = None) -> list[Edit]:
 
 
 def is_test_path(path: str) -> bool:
-    """Whether ``path`` (relative, ``/``-separated) is a test file or lies in a test folder."""
+    """Whether ``path`` (relative, ``/``-separated) is a test file (``test_*.py``,
+    ``*_test.py``, ``conftest.py``) or lies in a ``tests``/``test``/``testing`` folder."""
     parts = path.split("/")
     name = parts[-1]
     if name == "conftest.py" or name.startswith("test_") or name.endswith("_test.py"):
         return True
-    return any(part in ("tests", "test") for part in parts[:-1])
+    return any(part in ("tests", "test", "testing") for part in parts[:-1])
 
 
 def _normal_path(path: str) -> str | None:

@@ -31,9 +31,10 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
+from hone.agent.repair.edits import is_test_path as is_test_file
 from hone.agent.repair.runner import (
     CollectionError,
     RunnerError,
@@ -112,18 +113,6 @@ class Localization:
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
             "notes": self.notes,
         }
-
-
-def is_test_file(path: str) -> bool:
-    """``test_*.py``, ``*_test.py``, ``conftest.py``, or under a ``tests``/``test`` folder."""
-    p = PurePosixPath(path)
-    name = p.name
-    return (
-        name.startswith("test_")
-        or name.endswith("_test.py")
-        or name == "conftest.py"
-        or any(part in ("tests", "test", "testing") for part in p.parts[:-1])
-    )
 
 
 def localize(

@@ -217,6 +217,7 @@ def test_edits_to_one_file_apply_in_order_and_syntax_is_checked_at_the_end() -> 
         ("tests/helpers.py", True),
         ("pkg/test/data.py", True),
         ("src/pkg/tests/fixtures/x.py", True),
+        ("pkg/testing/helpers.py", True),
         ("conftest.py", True),
         ("pkg/conftest.py", True),
         ("pkg/app.py", False),
