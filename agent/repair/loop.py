@@ -11,9 +11,9 @@ single-point mutations from syntax-aware templates (:mod:`.mutations`) and, give
    a test that passed without the change must pass with it.
 
 Only a candidate that passes both is a fix; anything less is reported as what it is
-(``fails``, ``regression``, ``invalid``, ``rejected``, ``timeout``). A model candidate whose
-failure changed (closer, or at least different) gets one more round with the new output.
-The loop stops at its time budget, on cancellation, or once it has enough fixes; the fixes
+(``fails``, ``regression``, ``invalid``, ``rejected``, ``timeout``). (Not yet: a second
+round for a model candidate whose failure changed, with the new output.) The loop
+stops at its time budget, on cancellation, or once it has enough fixes; the fixes
 are ranked smallest change first.
 """
 
@@ -181,7 +181,7 @@ def repair(
         )
         timings["localize_s"] = time.monotonic() - t0 - timings["copy_s"]
         validator = Validator(scratch, interpreter, found, budget)
-        candidates = _candidates(scratch, found, propose, samples, templates)
+        candidates = _candidates(scratch, found, propose, samples, templates, validator.test_source)
         after_fix = 0
         for suspect, make in candidates:
             if budget.over() or len(fixes) >= MAX_FIXES or after_fix >= AFTER_FIX:
@@ -259,6 +259,7 @@ def _candidates(
     propose: Proposer | None,
     samples: int,
     use_templates: bool = True,
+    test_source: str = "",
 ) -> list[tuple[Suspect, Callable[[], Sequence[Made]]]]:
     """Lazily made candidate lists, in the order they are tried: for each suspect, best
     first, its most plausible templates, then (for the first three) the model's edits,
@@ -275,7 +276,11 @@ def _candidates(
 
         steps.append((suspect, lambda t=templates: t()[:FIRST_TEMPLATES]))
         if propose is not None and i < 3:
-            steps.append((suspect, lambda s=suspect: _model(scratch, found, s, propose, samples)))
+
+            def model(s: Suspect = suspect) -> list[Made]:
+                return _model(scratch, found, s, propose, samples, test_source)
+
+            steps.append((suspect, model))
         steps.append((suspect, lambda t=templates: t()[FIRST_TEMPLATES:]))
     return steps
 
@@ -341,7 +346,7 @@ def _model(
     suspect: Suspect,
     propose: Proposer,
     samples: int,
-    failure: str | None = None,
+    test_source: str,
 ) -> list[Made]:
     """The model's edits of ``suspect`` (each reply parsed and applied, checked; replies
     that cannot be applied are kept as invalid candidates with the reason)."""
@@ -349,11 +354,11 @@ def _model(
     lines = source.split("\n")
     function = "\n".join(lines[suspect.start_line - 1 : suspect.end_line])
     result = found.run.results.get(found.test) if found.run else None
-    text = failure or (result.longrepr if result else found.message)
+    text = result.longrepr if result else found.message
     prompt = _prompt(
         test=found.test,
         failure=text[-FAILURE_CHARS:],
-        test_source=_test_source(scratch.root, found.test),
+        test_source=test_source,
         name=suspect.name,
         path=suspect.path,
         start_line=str(suspect.start_line),
