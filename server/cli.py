@@ -489,7 +489,7 @@ def cmd_fix(args: argparse.Namespace) -> int:
         except ModelError as exc:
             print(f"hone fix: no model ({exc}); templates only", file=sys.stderr)
 
-    def progress(message: str) -> None:
+    def progress(message: str, percent: int | None = None) -> None:
         if not args.json:
             print(f"... {message}", file=sys.stderr)
 

@@ -8,7 +8,9 @@ workspace/didChangeWorkspaceFolders / textDocument/inlineCompletion (with contex
 from the workspace's index, server/context.py) / hone/stats (a custom request with recent
 per-request timings, for benchmarks and tests) / hone/document, hone/workspace and
 hone/context (debug requests: the server's copy of a document; encoding, folders, file
-events and per-change timings; the indexes' state).
+events and per-change timings; the indexes' state) / workspace/executeCommand
+`hone.fixFailingTest`, `hone.applyFix`, `hone.localize` and textDocument/codeLens "Fix failing
+test" (server/repair.py).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from hone.server.context import Prepared, WorkspaceContext
 from hone.server.documents import DocumentStore, PositionError
 from hone.server.options import Options, apply_settings
 from hone.server.protocol import HoneProtocol
+from hone.server.repair import APPLY_COMMAND, FIX_COMMAND, LOCALIZE_COMMAND, RepairCommands
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 from pygls.uris import from_fs_path, to_fs_path
@@ -103,6 +106,9 @@ class HoneServer(LanguageServer):
         # `hone serve --no-context`, none whatever the options say).
         self.context = WorkspaceContext(self, enabled=context)
         self.file_listeners.append(self.context.file_event)
+        # "Fix failing test" and "localize": the commands' running job and pending fixes.
+        self.repair = RepairCommands(self)
+        self.protocol.cancel_listeners.append(self.repair.request_cancelled)  # type: ignore[attr-defined]
 
     @property
     def documents(self) -> DocumentStore:
@@ -182,6 +188,21 @@ class HoneServer(LanguageServer):
         for problem in problems:
             self.notify_user(problem)
         self.context.options_changed(old, self.options)
+        if old.run_code != self.options.run_code:
+            self.refresh_code_lenses()
+
+    def refresh_code_lenses(self) -> None:
+        """Ask the client to ask for code lenses again (they depend on `runCode`)."""
+        caps = self.client_capabilities.workspace
+        lens = caps.code_lens if caps is not None else None
+        if lens is None or not lens.refresh_support:
+            return
+        try:
+            asyncio.ensure_future(self.workspace_code_lens_refresh_async(None)).add_done_callback(
+                lambda f: f.cancelled() or f.exception()  # a refusal is not an error here
+            )
+        except RuntimeError:  # before initialize: no event loop yet, nothing to refresh
+            pass
 
     def start_loading(self) -> None:
         """Load the model in the worker, with `$/progress` in the editor where it supports it
@@ -237,6 +258,8 @@ class HoneServer(LanguageServer):
     def stop_work(self) -> None:
         """Stop running generations and indexing, and drop queued work (shutdown)."""
         self.context.stop()
+        if self.repair.job is not None:
+            self.repair.job.stop()
         for token in list(self.inflight.values()):
             token.cancel()
         self.scheduler.shutdown()
@@ -563,6 +586,23 @@ def create_server(
         ls: HoneServer, params: types.InlineCompletionParams
     ) -> types.InlineCompletionList | None:
         return await ls.inline_completion(params)
+
+    @server.command(FIX_COMMAND)
+    async def fix_failing_test(ls: HoneServer, *args: Any) -> dict[str, Any]:
+        """Fix the failing test the argument names (server/README.md, "Commands")."""
+        return await ls.repair.fix(args)
+
+    @server.command(APPLY_COMMAND)
+    async def apply_fix(ls: HoneServer, *args: Any) -> dict[str, Any]:
+        return await ls.repair.apply(args)
+
+    @server.command(LOCALIZE_COMMAND)
+    async def localize(ls: HoneServer, *args: Any) -> dict[str, Any]:
+        return await ls.repair.localize(args)
+
+    @server.feature(types.TEXT_DOCUMENT_CODE_LENS, types.CodeLensOptions(resolve_provider=False))
+    def code_lens(ls: HoneServer, params: types.CodeLensParams) -> list[types.CodeLens]:
+        return ls.repair.lenses(params.text_document.uri)
 
     @server.feature(STATS_REQUEST)
     def stats(ls: HoneServer, params: Any) -> dict[str, Any]:

@@ -70,6 +70,26 @@ class Options(CompletionOptions):
         "URL (`http://host:6333`, API key from `QDRANT_API_KEY`) for a collection per "
         "workspace and model on that server.",
     )
+    run_code: bool = option(
+        False,
+        "Allow the commands that run the repository's code (`hone.fixFailingTest`, "
+        "`hone.localize`: they run its tests). Off by default: running tests executes the "
+        "repository's code. The VS Code extension sets it from workspace trust; other "
+        "clients set it to true for workspaces the user trusts.",
+    )
+    repair_budget_seconds: int = option(
+        120, "The time budget of one `hone.fixFailingTest` repair, in seconds.", (10, 3600)
+    )
+    repair_model: bool = option(
+        True,
+        "Ask the model for candidate edits in the repair loop (as background work: "
+        "completions go first); false: the mutation templates only.",
+    )
+    python: str = option(
+        "",
+        "The Python interpreter that runs the repository's tests; \"\" is the repository's "
+        "`.venv`, `venv` or `env`, else the one hone runs in.",
+    )
 
 
 ALIASES = {"maxNewTokens": "max_new_tokens_multi"}

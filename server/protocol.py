@@ -29,13 +29,22 @@ from pygls.exceptions import (
 )
 from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.json_rpc import RPCRequest
+from pygls.protocol.language_server import lsp_method
 
 log = logging.getLogger("hone.server.protocol")
 
 BAD = "bad message: "  # every line about malformed input starts with this
+REQUEST_FAILED = -32803  # LSP's RequestFailed: a request refused for a reason the user reads
 
 # The method of the message being handled, for the line about a notification that failed.
 _method: contextvars.ContextVar[str] = contextvars.ContextVar("hone_method", default="")
+# The id of the request being handled (None for a notification): a handler's task keeps it.
+_request_id: contextvars.ContextVar[Any] = contextvars.ContextVar("hone_request_id", default=None)
+
+
+def current_request_id() -> Any:
+    """The id of the request whose handler is running (in its task), else None."""
+    return _request_id.get()
 
 
 def _short(value: Any, limit: int = 80) -> str:
@@ -137,6 +146,27 @@ class HoneProtocol(DocumentSyncMixin, LanguageServerProtocol):
       leaving the client waiting); notifications other than ``exit`` are dropped.
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.cancel_listeners: list[Any] = []  # called with the id of each $/cancelRequest
+
+    @lsp_method(types.WORKSPACE_EXECUTE_COMMAND)
+    def lsp_workspace__execute_command(self, params: types.ExecuteCommandParams) -> Any:
+        """pygls gives a command its arguments only: hone's commands, which take one object,
+        also get the request's work-done token in it, as ``_workDoneToken``."""
+        args = list(params.arguments or ())
+        token = params.work_done_token
+        if token is not None and args and isinstance(args[0], dict):
+            params.arguments = [{**args[0], "_workDoneToken": token}, *args[1:]]
+        return (yield from super().lsp_workspace__execute_command(params))
+
+    def _handle_cancel_notification(self, msg_id: Any) -> None:
+        """pygls cancels a request's result; a command runs on (pygls runs commands as
+        generators): each of ``cancel_listeners`` is told the id, to stop its work."""
+        super()._handle_cancel_notification(msg_id)
+        for listener in list(self.cancel_listeners):
+            listener(msg_id)
+
     def structure_message(self, data: dict[str, Any]) -> Any:
         if "jsonrpc" not in data:
             return data  # a nested object, or not JSON-RPC at all (handle_message says so)
@@ -197,6 +227,7 @@ class HoneProtocol(DocumentSyncMixin, LanguageServerProtocol):
             self._refuse(Refused(f"response {_short(message.id)}", "no request has this id"))
             return
         _method.set(method or "")
+        _request_id.set(message.id if is_request else None)
         try:
             super().handle_message(message)
         except Exception as exc:  # noqa: BLE001 - one line here instead of pygls' traceback
@@ -268,6 +299,13 @@ class _PyglsMessages(logging.Filter):
             record.msg, record.args = "%s%s", (BAD, reason)
             record.levelno, record.levelname = logging.WARNING, "WARNING"
             record.name = log.name  # reads like the rest of the bad-message lines
+        if msg.startswith("Exception occurred for message") and record.exc_info:
+            exc = record.exc_info[1]
+            if getattr(exc, "CODE", None) == REQUEST_FAILED:  # a command refused, said to
+                # the user in the error response: one line, no traceback
+                record.msg, record.args = "request refused: %s", (_one_line(str(exc)),)
+                record.levelno, record.levelname = logging.INFO, "INFO"
+                record.exc_info = record.exc_text = None
         return True
 
 

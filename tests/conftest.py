@@ -62,8 +62,10 @@ async def lsp_session(
     init_options: dict[str, Any] | None = None,
     extra_args: list[str] = (),
     folders: list[Path] = (),
+    capabilities: types.ClientCapabilities | None = None,
 ) -> AsyncIterator[Any]:
-    """A started and initialized `hone serve`; ``folders`` are its workspace folders."""
+    """A started and initialized `hone serve`; ``folders`` are its workspace folders;
+    ``capabilities`` the client's (default: work-done progress only)."""
     cmd = [sys.executable, "-m", "hone.server.cli", "serve", *extra_args]
     if model:
         cmd += ["--model", model]
@@ -72,7 +74,8 @@ async def lsp_session(
     try:
         result = await client.initialize_session(
             types.InitializeParams(
-                capabilities=types.ClientCapabilities(
+                capabilities=capabilities
+                or types.ClientCapabilities(
                     window=types.WindowClientCapabilities(work_done_progress=True)
                 ),
                 initialization_options=init_options or {"debounceMs": 0},

@@ -53,16 +53,26 @@ from hone.agent.repair.workspace import Scratch, digest
 SUSPECTS = 5  # functions tried, best first
 TEMPLATES_PER_SUSPECT = 40
 MAX_FIXES = 2  # validated fixes collected before stopping
-AFTER_FIX = 5  # candidates tried after the first fix, for a smaller one
+AFTER_FIX = 5  # candidates tried after the first fix, for a smaller one (smaller ones only)
 FIRST_TEMPLATES = 12  # a suspect's templates tried before the model's edits for it
 MAX_TEST_FILES = 12  # test files that name a changed function, run to validate
 FAILURE_CHARS = 3000  # of the failure text in a model's prompt
 
 
-class Proposer(Protocol):
-    """A model: ``n`` replies to a chat (``[{"role": ..., "content": ...}]``)."""
+class Progress(Protocol):
+    """Told each stage: a message (``running tests/test_x.py``, ``localizing``, ``candidate
+    3 of 17: ...``, ``validating: ...``) and how far the repair is, 0-100 (None: unknown)."""
 
-    def __call__(self, messages: list[dict[str, str]], n: int) -> list[str]: ...
+    def __call__(self, message: str, percent: int | None = None) -> None: ...
+
+
+class Proposer(Protocol):
+    """A model: ``n`` replies to a chat (``[{"role": ..., "content": ...}]``); ``stop`` is
+    polled while it generates (true: stop, raising the backend's ``Cancelled``)."""
+
+    def __call__(
+        self, messages: list[dict[str, str]], n: int, stop: Callable[[], bool] | None = None
+    ) -> list[str]: ...
 
 
 @dataclass
@@ -108,6 +118,9 @@ class FixReport:
     # the content hash of each file a fix changes, as the copy was made: --apply and the
     # editor refuse to write over a file that changed since
     base: dict[str, str] = field(default_factory=dict)
+    # each changed file's text as the copy was made (the editor's buffer where it was open):
+    # what the editor's edit is computed against
+    originals: dict[str, str] = field(default_factory=dict)
 
     @property
     def files(self) -> dict[str, str]:
@@ -152,24 +165,24 @@ def repair(
     templates: bool = True,
     overlays: Mapping[str, str] | None = None,
     cancel: Callable[[], bool] | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: Progress | None = None,
 ) -> FixReport:
     """Look for a validated fix of ``test`` (a pytest node id relative to ``root``) within
     ``budget_s`` seconds; ``templates=False`` leaves the mutation templates out (the model's
     edits only). Raises :class:`~.localize.TestPasses` when the test passes and
     :class:`~.localize.LocalizeError` when it cannot be collected or run."""
     t0 = time.monotonic()
-    say = progress or (lambda _message: None)
+    say: Progress = progress or (lambda _message, _percent=None: None)
     root = root.resolve()
     interpreter = find_interpreter(root, python)
     budget = Budget(budget_s, cancel)
     attempts: list[Attempt] = []
     fixes: list[Fix] = []
     timings: dict[str, float] = {}
-    say("copying the workspace")
+    say("copying the workspace", 0)
     with Scratch(root, overlays) as scratch:
         timings["copy_s"] = time.monotonic() - t0
-        say(f"running {test.split('::')[0]}")
+        say(f"running {test.split('::')[0]}", 2)
         found = localize(
             scratch.root,
             test,
@@ -178,25 +191,40 @@ def repair(
             limit=SUSPECTS,
             cancel=budget.cancel,
             env=scratch.env(),
+            progress=lambda msg: say("localizing" if msg.startswith("ranking") else msg),
         )
         timings["localize_s"] = time.monotonic() - t0 - timings["copy_s"]
-        validator = Validator(scratch, interpreter, found, budget)
-        candidates = _candidates(scratch, found, propose, samples, templates, validator.test_source)
+        validator = Validator(scratch, interpreter, found, budget, say)
+        candidates = _candidates(
+            scratch, found, propose, samples, templates, validator.test_source, budget.over
+        )
+        total = _count(candidates, propose, samples)
         after_fix = 0
         for suspect, make in candidates:
             if budget.over() or len(fixes) >= MAX_FIXES or after_fix >= AFTER_FIX:
                 break
             for source, description, files in make():
+                if files is None:  # the model was stopped: recorded, nothing to validate
+                    attempts.append(Attempt(source, description, "timeout"))
+                    continue
                 if budget.over() or len(fixes) >= MAX_FIXES or after_fix >= AFTER_FIX:
                     break
+                if fixes and _changed_lines(scratch, files) >= fixes[0].changed_lines:
+                    continue  # cannot be a smaller fix than the one found
                 after_fix += bool(fixes)
-                say(f"candidate {len(attempts) + 1}: {description}")
+                k = len(attempts) + 1
+                total = max(total, k)
+                done = max(k / total, 1 - budget.left() / budget.seconds)
+                say(f"candidate {k} of {total}: {description}", 5 + int(90 * min(1.0, done)))
                 attempt = Attempt(source, description, "", ",".join(files))
                 attempts.append(attempt)
                 fix = validator.check(attempt, suspect, files)
                 if fix is not None:
                     fixes.append(fix)
-        base = digest(root, {p for f in fixes for p in f.files})
+        changed = {p for f in fixes for p in f.files}
+        # as the copy was made: --apply and the editor refuse files changed since
+        base = {p: scratch.copied_digest(p) for p in changed}
+        originals = {p: scratch.original_text(p) for p in changed}
     fixes.sort(key=lambda f: (f.changed_lines, f.source != "template"))
     timings["total_s"] = time.monotonic() - t0
     best = fixes[0] if fixes else None
@@ -212,15 +240,38 @@ def repair(
         timings=timings,
         fixes=fixes,
         base=base,
+        originals=originals,
     )
 
 
-def backend_proposer(backend: Any, *, max_new_tokens: int = 384, seed: int = 0) -> Proposer:
+def backend_proposer(
+    backend: Any,
+    *,
+    max_new_tokens: int = 384,
+    seed: int = 0,
+    submit: Callable[[Callable[[Any], list[str]], Callable[[], bool]], list[str]] | None = None,
+) -> Proposer:
     """A :class:`Proposer` on a model backend (:mod:`hone.models.backend`): ``n`` samples
-    of a chat request (greedy for one sample, temperature 0.7 for several)."""
-    from hone.models.backend import GenerationRequest
+    of a chat request (greedy for one sample, temperature 0.7 for several). ``submit(call,
+    stop)`` runs ``call(cancel_token)`` where the model may be used (the server's scheduler,
+    as background work), cancelling it once ``stop()`` is true, and returns its result; by
+    default it is called here."""
+    from hone.models.backend import CancelToken, GenerationRequest
 
-    def propose(messages: list[dict[str, str]], n: int) -> list[str]:
+    class _Stop(CancelToken):
+        def __init__(self, stop: Callable[[], bool]) -> None:
+            super().__init__()
+            self.stop = stop
+
+        @property
+        def cancelled(self) -> bool:
+            if not self._event.is_set() and self.stop():
+                self.cancel()
+            return self._event.is_set()
+
+    def propose(
+        messages: list[dict[str, str]], n: int, stop: Callable[[], bool] | None = None
+    ) -> list[str]:
         request = GenerationRequest(
             messages=messages,
             n=n,
@@ -229,9 +280,20 @@ def backend_proposer(backend: Any, *, max_new_tokens: int = 384, seed: int = 0) 
             seed=seed,
             session="background",
         )
-        return backend.generate(request).texts()
+
+        def call(cancel: Any) -> list[str]:
+            # a Generation runs as it is read: read it here, where the model may be used
+            return backend.generate(request, cancel).texts()
+
+        if submit is not None:
+            return submit(call, stop or _never)
+        return call(_Stop(stop or _never))
 
     return propose
+
+
+def _never() -> bool:
+    return False
 
 
 def apply_fix(root: Path, report: FixReport) -> list[str]:
@@ -250,7 +312,8 @@ def apply_fix(root: Path, report: FixReport) -> list[str]:
 
 # -- candidates ------------------------------------------------------------------------------
 
-Made = tuple[str, str, dict[str, str]]  # (source, description, new texts by path)
+# (source, description, new texts by path; None: a model call stopped unfinished)
+Made = tuple[str, str, dict[str, str] | None]
 
 
 def _candidates(
@@ -260,6 +323,7 @@ def _candidates(
     samples: int,
     use_templates: bool = True,
     test_source: str = "",
+    stop: Callable[[], bool] | None = None,
 ) -> list[tuple[Suspect, Callable[[], Sequence[Made]]]]:
     """Lazily made candidate lists, in the order they are tried: for each suspect, best
     first, its most plausible templates, then (for the first three) the model's edits,
@@ -278,11 +342,28 @@ def _candidates(
         if propose is not None and i < 3:
 
             def model(s: Suspect = suspect) -> list[Made]:
-                return _model(scratch, found, s, propose, samples, test_source)
+                return _model(scratch, found, s, propose, samples, test_source, stop)
 
+            model.model = True  # type: ignore[attr-defined] - counted as samples by _count
             steps.append((suspect, model))
         steps.append((suspect, lambda t=templates: t()[FIRST_TEMPLATES:]))
     return steps
+
+
+def _count(
+    steps: Sequence[tuple[Suspect, Callable[[], Sequence[Made]]]],
+    propose: Proposer | None,
+    samples: int,
+) -> int:
+    """How many candidates the steps hold (templates are made now, they are cheap; the
+    model's edits are counted as its samples)."""
+    n = 0
+    for _suspect, make in steps:
+        if getattr(make, "model", False):
+            n += samples
+        else:
+            n += len(make())
+    return max(n, 1)
 
 
 def _hot_lines(found: Localization) -> dict[str, dict[int, float]]:
@@ -347,6 +428,7 @@ def _model(
     propose: Proposer,
     samples: int,
     test_source: str,
+    stop: Callable[[], bool] | None = None,
 ) -> list[Made]:
     """The model's edits of ``suspect`` (each reply parsed and applied, checked; replies
     that cannot be applied are kept as invalid candidates with the reason)."""
@@ -370,8 +452,10 @@ def _model(
         {"role": "user", "content": prompt},
     ]
     try:
-        replies = propose(messages, samples)
+        replies = propose(messages, samples, stop)
     except Exception as exc:  # noqa: BLE001 - a failing model ends its step, not the loop
+        if type(exc).__name__ == "Cancelled":  # the time budget ran out, or the user cancelled
+            return [("model", f"model samples for {suspect.name}: stopped unfinished", None)]
         return [("model", f"model failed: {exc}", {})]
     out: list[Made] = []
     for k, reply in enumerate(replies, 1):
@@ -380,10 +464,17 @@ def _model(
             edits = parse_edits(reply, default_path=suspect.path)
             if not edits:
                 raise EditError("no search-and-replace block in the reply", code="no-edit")
-            files = {
+            originals = {
                 e.path: scratch.original_text(e.path) for e in edits if _readable(scratch, e.path)
             }
+            # the model writes "\n": edit the text with "\n" line ends, then put the
+            # file's own "\r\n" back
+            files = {p: t.replace("\r\n", "\n") for p, t in originals.items()}
             new = apply_edits(files, edits)  # refuses test files itself
+            new = {
+                p: t.replace("\n", "\r\n") if "\r\n" in originals.get(p, "") else t
+                for p, t in new.items()
+            }
         except EditError as exc:
             out.append(("model", f"{label}: {exc.reason}", {}))
             continue
@@ -406,8 +497,14 @@ class Validator:
     """Tries candidates in the scratch copy; knows the outcomes before any change."""
 
     def __init__(
-        self, scratch: Scratch, interpreter: str, found: Localization, budget: Budget
+        self,
+        scratch: Scratch,
+        interpreter: str,
+        found: Localization,
+        budget: Budget,
+        say: Progress | None = None,
     ) -> None:
+        self.say: Progress = say or (lambda _message, _percent=None: None)
         self.scratch = scratch
         self.interpreter = interpreter
         self.found = found
@@ -476,6 +573,7 @@ class Validator:
         if result.outcome != "passed":
             attempt.outcome, attempt.detail = "fails", f"{test} {result.outcome}"
             return None
+        self.say(f"validating: {', '.join(sorted(test_files))}")
         run = self._run(sorted(test_files), timeout_s=max(30.0, 3 * self.file_s + 10))
         if run.timed_out:
             attempt.outcome, attempt.detail = "timeout", "the validation run did not finish"

@@ -104,6 +104,7 @@ class Scratch:
         self.root = Path()
         self.files: list[str] = []
         self._original: dict[str, str] = {}
+        self._disk: dict[str, str] = {}  # content hash on disk of each overlaid file
 
     def __enter__(self) -> Scratch:
         self._tmp = tempfile.TemporaryDirectory(prefix="hone-fix-", dir=self._parent)
@@ -147,6 +148,7 @@ class Scratch:
         for rel, text in self.overlays.items():
             self._check(rel)
             dst = self.root / rel
+            self._disk[rel] = digest(self.root, [rel])[rel]
             dst.parent.mkdir(parents=True, exist_ok=True)
             dst.write_text(text, encoding="utf-8", newline="")
             if rel not in self.files:
@@ -159,13 +161,26 @@ class Scratch:
         return self.root / rel
 
     def text(self, rel: str) -> str:
-        return self._check(rel).read_text(encoding="utf-8", errors="surrogateescape")
+        """The copy's file as it is now, line ends as they are (no newline translation)."""
+        with open(self._check(rel), encoding="utf-8", errors="surrogateescape", newline="") as f:
+            return f.read()
 
     def original_text(self, rel: str) -> str:
         """The file as the copy was made (with the editor's buffers), whatever was written."""
         if rel in self._original:
             return self._original[rel]
         return self.text(rel)
+
+    def copied_digest(self, rel: str) -> str:
+        """The content hash the user's file had on disk when the copy was made (what
+        :func:`digest` of the user's tree gives while nobody has changed it since)."""
+        if rel in self._disk:
+            return self._disk[rel]
+        try:
+            data = self.original_text(rel).encode("utf-8", errors="surrogateescape")
+        except OSError:
+            return ""
+        return hashlib.sha256(data).hexdigest()
 
     def write(self, rel: str, text: str) -> None:
         """Change one file of the copy (remembering the original for :meth:`restore`)."""

@@ -15,3 +15,22 @@ end, { desc = "hone: toggle inline completion in this buffer" })
 vim.api.nvim_create_user_command("HoneRestart", function()
   require("hone").restart()
 end, { desc = "hone: restart the language server" })
+
+-- Fix this failing test / localize: they run the repository's tests (setup({ run_code = true })).
+vim.api.nvim_create_user_command("HoneFix", function(opts)
+  require("hone").fix(opts.args ~= "" and opts.args or nil)
+end, {
+  nargs = "?",
+  desc = "hone: fix the failing test under the cursor (or the pytest node id given)",
+})
+
+vim.api.nvim_create_user_command("HoneFixCancel", function()
+  require("hone").cancel()
+end, { desc = "hone: cancel the running fix or localize" })
+
+vim.api.nvim_create_user_command("HoneLocalize", function(opts)
+  require("hone").localize(opts.args ~= "" and opts.args or nil)
+end, {
+  nargs = "?",
+  desc = "hone: rank the functions likely at fault for the test under the cursor (quickfix list)",
+})

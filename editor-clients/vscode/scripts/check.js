@@ -11,6 +11,12 @@
 //    vscode-languageclient itself uses; the server must advertise inline completion, accept the
 //    options without a warning, and answer an inline completion request. Skipped (with a
 //    message) when no `hone` executable is found; set HONE_COMMAND to point at one.
+// 4. The real vscode-languageclient against an in-memory `vscode` (scripts/vscode-fake.js) and
+//    the real server: inline completions.
+// 5. Fix a failing test / localize: the manifest (commands, settings, untrusted workspaces),
+//    runCode following workspace trust, the command UI against scripted server answers, and the
+//    whole flow (code lens, diff, modal Apply/Cancel, workspace/applyEdit, quick pick) with the
+//    real client and server on a tiny repository in a temporary folder.
 "use strict";
 const assert = require("node:assert/strict");
 const fs = require("node:fs");
@@ -24,7 +30,7 @@ const ROOT = path.resolve(__dirname, "..");
 const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, "package.json"), "utf8"));
 const props = pkg.contributes.configuration.properties;
 
-const { loadExtension, fireConfigChange, context } = require("./stubs");
+const { loadExtension, fireConfigChange, grantTrust, context } = require("./stubs");
 
 // ---------------------------------------------------------------- 1. package.json
 test("package.json contributes the settings, with the documented types and defaults", () => {
@@ -59,7 +65,12 @@ test("every hone.* setting but the client-only ones is a server option, forwarde
   const { extension, vscode } = loadExtension({});
   const forwarded = Object.keys(extension.readServerSettings(vscode.workspace.getConfiguration("hone")));
   const contributed = Object.keys(props).map((key) => key.slice("hone.".length));
-  assert.deepEqual([...forwarded].sort(), contributed.filter((k) => !extension.CLIENT_ONLY.includes(k)).sort());
+  // ... and runCode, which is no setting: workspace trust decides it.
+  assert.equal(extension.TRUST_OPTION, "runCode");
+  assert.deepEqual(
+    [...forwarded].sort(),
+    [...contributed.filter((k) => !extension.CLIENT_ONLY.includes(k)), "runCode"].sort(),
+  );
   assert.deepEqual([...extension.CLIENT_ONLY].sort(), ["args", "command", "model", "trace.server"]);
   for (const name of ["maxNewTokensMulti", "maxLines", "retrievalTokens", "contextTokens", "enable"]) {
     assert.ok(forwarded.includes(name), `${name} is not forwarded`);
@@ -69,7 +80,8 @@ test("every hone.* setting but the client-only ones is a server option, forwarde
 test("the code's fallback defaults equal package.json's defaults", () => {
   const { extension, vscode } = loadExtension({});
   const config = vscode.workspace.getConfiguration("hone");
-  const fromCode = extension.readServerSettings(config);
+  const { runCode, ...fromCode } = extension.readServerSettings(config);
+  assert.equal(runCode, false, "an untrusted workspace must not let the server run code");
   const fromPackage = {};
   for (const key of Object.keys(fromCode)) fromPackage[key] = props[`hone.${key}`].default;
   assert.deepEqual(fromCode, fromPackage);
@@ -88,7 +100,13 @@ test("activate starts `hone serve` over stdio with the settings as initializatio
   const init = typeof c.clientOptions.initializationOptions === "function"
     ? c.clientOptions.initializationOptions()
     : c.clientOptions.initializationOptions;
-  assert.deepEqual(init, { ...extension.SERVER_OPTION_DEFAULTS, maxNewTokensMulti: 48, maxLines: 5, debounceMs: 10 });
+  assert.deepEqual(init, {
+    ...extension.SERVER_OPTION_DEFAULTS,
+    maxNewTokensMulti: 48,
+    maxLines: 5,
+    debounceMs: 10,
+    runCode: false,
+  });
   assert.equal(init.multiline, true);
   const languages = new Set(c.clientOptions.documentSelector.map((s) => s.language));
   assert.deepEqual([...languages].sort(), [...extension.LANGUAGES].sort());
@@ -122,7 +140,7 @@ test("changing a server option sends didChangeConfiguration; a launch setting re
   assert.deepEqual(first.notifications, [
     {
       method: "workspace/didChangeConfiguration",
-      params: { settings: { hone: { ...extension.SERVER_OPTION_DEFAULTS, multiline: false } } },
+      params: { settings: { hone: { ...extension.SERVER_OPTION_DEFAULTS, multiline: false, runCode: false } } },
     },
   ]);
 
@@ -226,6 +244,40 @@ test("the real `hone serve` accepts what the extension sends and completes inlin
 });
 
 // ---------------------------------------------------------------- 4. the real client library
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Load the extension and the real client library afresh against the fake `vscode`; activate. */
+async function activateWithRealClient(fake) {
+  const main = require.resolve(path.join(ROOT, pkg.main));
+  const out = path.dirname(main);
+  for (const key of Object.keys(require.cache)) {
+    if (path.dirname(key) === out || key.includes(`${path.sep}node_modules${path.sep}vscode-languageclient${path.sep}`)) {
+      delete require.cache[key];
+    }
+  }
+  const originalLoad = Module._load;
+  Module._load = function (request, parent, isMain) {
+    if (request === "vscode") return fake.vscode;
+    return originalLoad.call(this, request, parent, isMain);
+  };
+  try {
+    const extension = require(main);
+    await extension.activate(context());
+    return extension;
+  } finally {
+    Module._load = originalLoad;
+  }
+}
+
+/** What the fake window showed and the output channels logged, for assertion messages. */
+function fakeOutput(fake) {
+  return [
+    ...fake.record.shown.map((s) => `${s.level}: ${s.message}`),
+    ...fake.record.modals.map((s) => `modal ${s.level}: ${s.message} -> ${s.answer}`),
+    ...fake.record.channels.map((c) => `--- output channel ${c.name} ---\n${c.lines.join("\n").slice(-3000)}`),
+  ].join("\n");
+}
+
 test("the real vscode-languageclient turns hone's answers into a VS Code inline completion provider", { timeout: 120_000 }, async (t) => {
   const hone = findHone();
   if (!hone) {
@@ -238,36 +290,12 @@ test("the real vscode-languageclient turns hone's answers into a VS Code inline 
   fs.writeFileSync(script, JSON.stringify({ responses: [{ match: null, text: "return a + b\n" }], step_ms: 5 }));
   const settings = { command: hone, args: ["serve"], model: `scripted:${script}` };
   const fake = createVscode(settings);
-
-  // Load the extension and the real client library against the fake `vscode`.
-  const main = require.resolve(path.join(ROOT, pkg.main));
-  for (const key of Object.keys(require.cache)) {
-    if (key === main || key.includes(`${path.sep}node_modules${path.sep}vscode-languageclient${path.sep}`)) {
-      delete require.cache[key];
-    }
-  }
-  const originalLoad = Module._load;
-  Module._load = function (request, parent, isMain) {
-    if (request === "vscode") return fake.vscode;
-    return originalLoad.call(this, request, parent, isMain);
-  };
-  let extension;
-  try {
-    extension = require(main);
-    await extension.activate(context());
-  } finally {
-    Module._load = originalLoad;
-  }
+  const extension = await activateWithRealClient(fake);
   t.after(async () => {
     await extension.deactivate().catch(() => {});
     fs.rmSync(tmp, { recursive: true, force: true });
   });
-  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-  const output = () =>
-    [
-      ...fake.record.shown.map((s) => `${s.level}: ${s.message}`),
-      ...fake.record.channels.map((c) => `--- output channel ${c.name} ---\n${c.lines.join("\n").slice(-3000)}`),
-    ].join("\n");
+  const output = () => fakeOutput(fake);
 
   const deadline = Date.now() + 30_000;
   while (fake.record.inlineProviders.length === 0 && Date.now() < deadline) await sleep(20);
@@ -294,4 +322,407 @@ test("the real vscode-languageclient turns hone's answers into a VS Code inline 
   fake.changeConfiguration("hone.multiline", "hone.maxNewTokensMulti");
   await sleep(300);
   assert.deepEqual(fake.record.shown, [], "the server or the client complained");
+});
+
+// ---------------------------------------------------------------- 5. fix a failing test, localize
+const SERVER_COMMANDS = ["hone.fixFailingTest", "hone.applyFix", "hone.localize"];
+
+test("manifest: repair commands and settings, untrusted workspaces limited, runCode no setting", () => {
+  const titles = Object.fromEntries(pkg.contributes.commands.map((c) => [c.command, c.title]));
+  assert.equal(titles["hone.fixFailingTest"], "hone: Fix failing test");
+  assert.equal(titles["hone.localize"], "hone: Localize failing test");
+  assert.equal(titles["hone.applyFix"], undefined, "hone.applyFix is no palette command (it needs a fix id)");
+  for (const id of ["hone.fixFailingTest", "hone.localize"]) {
+    const entry = pkg.contributes.menus.commandPalette.find((m) => m.command === id);
+    assert.ok(entry && /isWorkspaceTrusted/.test(entry.when) && /editorLangId == python/.test(entry.when), `${id} palette when`);
+  }
+  const untrusted = pkg.capabilities.untrustedWorkspaces;
+  assert.equal(untrusted.supported, "limited");
+  assert.match(untrusted.description, /trusted/);
+  for (const key of ["hone.command", "hone.args", "hone.python"]) {
+    assert.ok(untrusted.restrictedConfigurations.includes(key), `${key} must not come from an untrusted workspace`);
+  }
+  assert.equal(props["hone.runCode"], undefined, "runCode follows workspace trust; it must not be a setting");
+  const expected = {
+    "hone.repairBudgetSeconds": { type: "integer", default: 120, minimum: 10, maximum: 3600 },
+    "hone.repairModel": { type: "boolean", default: true },
+    "hone.python": { type: "string", default: "" },
+  };
+  for (const [key, spec] of Object.entries(expected)) {
+    assert.ok(props[key], `missing setting ${key}`);
+    for (const [field, value] of Object.entries(spec)) assert.equal(props[key][field], value, `${key}.${field}`);
+    assert.ok(props[key].description, `${key} needs a description`);
+  }
+});
+
+test("the extension registers none of the server's command ids (the client does)", () => {
+  const sources = fs.readdirSync(path.join(ROOT, "src")).map((f) => fs.readFileSync(path.join(ROOT, "src", f), "utf8"));
+  const registered = sources.flatMap((text) => [...text.matchAll(/registerCommand\(\s*([^,)]+)/g)].map((m) => m[1].trim()));
+  assert.deepEqual(registered.sort(), ['"hone.restart"', '"hone.showOutput"'].sort());
+  const { extension } = loadExtension({});
+  void extension;
+  const repair = require(path.join(ROOT, "out", "repair.js"));
+  assert.deepEqual([...repair.SERVER_COMMANDS].sort(), [...SERVER_COMMANDS].sort());
+});
+
+test("runCode follows workspace trust: initializationOptions, then didChangeConfiguration on grant", async () => {
+  for (const trusted of [false, true]) {
+    const { extension, client } = loadExtension({}, { trusted });
+    await extension.activate(context());
+    assert.equal(client.instances[0].clientOptions.initializationOptions().runCode, trusted, `trusted=${trusted}`);
+    await extension.deactivate();
+  }
+  const { extension, vscode, client } = loadExtension({ repairModel: false }, { trusted: false });
+  await extension.activate(context());
+  const c = client.instances[0];
+  assert.equal(vscode.calls.trustListeners.length, 1, "no onDidGrantWorkspaceTrust listener");
+  await grantTrust(vscode);
+  assert.deepEqual(c.notifications, [
+    {
+      method: "workspace/didChangeConfiguration",
+      params: { settings: { hone: { ...extension.SERVER_OPTION_DEFAULTS, repairModel: false, runCode: true } } },
+    },
+  ]);
+  // ... and later setting changes keep it.
+  await fireConfigChange(vscode, "hone.repairBudgetSeconds");
+  assert.equal(c.notifications[1].params.settings.hone.runCode, true);
+  await extension.deactivate();
+});
+
+// The command UI against scripted server answers (the stand-in client of scripts/stubs.js).
+const TEST_ID = "tests/test_ages.py::test_adult_at_18";
+const AGES_URI = "file:///repo/pkg/ages.py";
+const FIXED_TEXT = "def is_adult(age):\n    return age >= 18\n";
+const FIX_ANSWER = {
+  status: "fixed",
+  test: TEST_ID,
+  fixed: true,
+  explanation: "is_adult: `age > 18` became `age >= 18`.",
+  diff: "--- a/pkg/ages.py\n+++ b/pkg/ages.py\n@@ -1,2 +1,2 @@\n def is_adult(age):\n-    return age > 18\n+    return age >= 18\n",
+  source: "template",
+  fixId: "fix-1",
+  applied: false,
+  message: "Found a fix for tests/test_ages.py::test_adult_at_18 in pkg/ages.py.",
+  candidates: [],
+  localization: [],
+  changes: [{ uri: AGES_URI, path: "pkg/ages.py", text: FIXED_TEXT }],
+};
+
+async function withCommands(options = {}) {
+  const { extension, vscode, client } = loadExtension({}, { trusted: true, ...options });
+  await extension.activate(context());
+  const c = client.instances[0];
+  const nexts = [];
+  const run = (command, ...args) =>
+    c.clientOptions.middleware.executeCommand(command, args, (name, a) => {
+      nexts.push({ command: name, args: a });
+      return "sent by the client";
+    });
+  return { extension, vscode, c, run, nexts };
+}
+
+test("fix: a code lens's {testId} → progress, diff, modal Apply → hone.applyFix", async () => {
+  const { extension, vscode, c, run } = await withCommands();
+  c.answers["hone.fixFailingTest"] = (argument, server) => {
+    server.progress({ kind: "begin", title: `hone: fix ${TEST_ID}`, cancellable: true, percentage: 0 });
+    server.progress({ kind: "report", message: "candidate 1 of 3: > to >=", percentage: 40 });
+    server.progress({ kind: "end", message: "done" });
+    return FIX_ANSWER;
+  };
+  c.answers["hone.applyFix"] = () => ({ applied: true, message: "Applied the fix to pkg/ages.py." });
+  vscode.answers.modal = (message, options, items) => items[0];
+
+  const result = await run("hone.fixFailingTest", { testId: TEST_ID });
+  assert.deepEqual(c.requests.map((r) => r.params.command), ["hone.fixFailingTest", "hone.applyFix"]);
+  const sent = c.requests[0].params;
+  assert.deepEqual(sent.arguments, [{ testId: TEST_ID, confirm: "client" }]);
+  assert.ok(sent.workDoneToken, "no work-done token: the progress would not be cancellable");
+  // Progress: a cancellable notification fed by the server's $/progress.
+  assert.equal(vscode.calls.progress.length, 1);
+  const progress = vscode.calls.progress[0];
+  assert.equal(progress.options.location, vscode.ProgressLocation.Notification);
+  assert.equal(progress.options.cancellable, true);
+  assert.equal(progress.options.title, "hone");
+  assert.deepEqual(progress.reports.map((r) => r.message), [
+    "fixing the failing test…",
+    `fix ${TEST_ID}`,
+    `fix ${TEST_ID}: candidate 1 of 3: > to >=`,
+  ]);
+  assert.deepEqual(progress.reports.map((r) => r.increment), [undefined, 0, 40]);
+  assert.equal(c.progressHandlers.size, 0, "the progress listener was not disposed");
+  // The change, side by side: the file against a read-only hone-fix: document with the new text.
+  const diff = vscode.calls.executed.find((e) => e.id === "vscode.diff");
+  assert.ok(diff, "no vscode.diff");
+  const [left, right, title] = diff.args;
+  assert.equal(left.toString(), AGES_URI);
+  assert.equal(right.scheme, "hone-fix");
+  assert.equal(vscode.calls.contentProviders["hone-fix"].provideTextDocumentContent(right), FIXED_TEXT);
+  assert.match(title, /pkg\/ages\.py/);
+  // The question: modal, the explanation as detail, one action.
+  assert.equal(vscode.calls.modals.length, 1);
+  const modal = vscode.calls.modals[0];
+  assert.equal(modal.options.modal, true);
+  assert.match(modal.message, /Found a fix/);
+  assert.match(modal.options.detail, /age >= 18/);
+  assert.deepEqual(modal.items, ["Apply"]);
+  assert.deepEqual(c.requests[1].params.arguments, [{ fixId: "fix-1" }]);
+  assert.deepEqual(vscode.calls.infos, ["hone: Applied the fix to pkg/ages.py."]);
+  assert.equal(result.applied, true);
+  assert.deepEqual(vscode.calls.errors, []);
+  await extension.deactivate();
+});
+
+test("fix: Cancel in the modal applies nothing", async () => {
+  const { extension, vscode, c, run } = await withCommands();
+  c.answers["hone.fixFailingTest"] = () => FIX_ANSWER;
+  c.answers["hone.applyFix"] = () => assert.fail("hone.applyFix after Cancel");
+  vscode.answers.modal = () => undefined; // VS Code's own Cancel button, or Escape
+  const result = await run("hone.fixFailingTest", { testId: TEST_ID });
+  assert.equal(vscode.calls.modals.length, 1);
+  assert.deepEqual(c.requests.map((r) => r.params.command), ["hone.fixFailingTest"]);
+  assert.equal(result.applied, false);
+  await extension.deactivate();
+});
+
+test("fix: from the palette, the active Python editor's cursor names the test", async () => {
+  const { extension, vscode, c, run } = await withCommands();
+  // (The server's messages may start with "hone: " already: said once.)
+  c.answers["hone.fixFailingTest"] = () => ({ status: "passes", test: TEST_ID, fixed: false, message: "hone: The test passes already." });
+  vscode.window.activeTextEditor = {
+    document: { uri: vscode.Uri.file("/repo/tests/test_ages.py"), languageId: "python" },
+    selection: { active: new vscode.Position(7, 4) },
+  };
+  await run("hone.fixFailingTest");
+  assert.deepEqual(c.requests[0].params.arguments, [
+    { uri: "file:///repo/tests/test_ages.py", position: { line: 7, character: 4 }, confirm: "client" },
+  ]);
+  assert.deepEqual(vscode.calls.infos, ["hone: The test passes already."]);
+  assert.deepEqual(vscode.calls.modals, []);
+
+  // No Python editor: say what to do, send nothing.
+  vscode.window.activeTextEditor = { document: { uri: vscode.Uri.file("/repo/README.md"), languageId: "markdown" }, selection: { active: new vscode.Position(0, 0) } };
+  await run("hone.fixFailingTest");
+  vscode.window.activeTextEditor = undefined;
+  await run("hone.localize");
+  assert.equal(c.requests.length, 1);
+  assert.equal(vscode.calls.errors.length, 2);
+  assert.match(vscode.calls.errors[0], /put the cursor inside the failing test/);
+  await extension.deactivate();
+});
+
+test("fix: not fixed → a warning; a server error → its message; several files → the unified diff", async () => {
+  const { extension, vscode, c, run } = await withCommands();
+  c.answers["hone.fixFailingTest"] = () => ({ status: "not-fixed", test: TEST_ID, fixed: false, fixId: null, message: "Tried 12 candidates; none made the test pass." });
+  await run("hone.fixFailingTest", { testId: TEST_ID });
+  assert.deepEqual(vscode.calls.warnings, ["hone: Tried 12 candidates; none made the test pass."]);
+
+  c.answers["hone.fixFailingTest"] = () => {
+    throw Object.assign(new Error("Running tests is off in this workspace (runCode is false): trust the workspace."), { code: -32603 });
+  };
+  assert.equal(await run("hone.fixFailingTest", { testId: TEST_ID }), undefined);
+  assert.deepEqual(vscode.calls.errors, ["hone: Running tests is off in this workspace (runCode is false): trust the workspace."]);
+
+  const twoFiles = {
+    ...FIX_ANSWER,
+    fixId: "fix-2",
+    changes: [...FIX_ANSWER.changes, { uri: "file:///repo/pkg/other.py", path: "pkg/other.py", text: "x = 1\n" }],
+  };
+  c.answers["hone.fixFailingTest"] = () => twoFiles;
+  await run("hone.fixFailingTest", { testId: TEST_ID });
+  assert.deepEqual(vscode.calls.openedDocuments, [{ language: "diff", content: FIX_ANSWER.diff }]);
+  assert.equal(vscode.calls.shownDocuments.length, 1);
+  assert.match(vscode.calls.modals[0].options.detail, /pkg\/ages\.py, pkg\/other\.py/);
+  assert.equal(vscode.calls.executed.filter((e) => e.id === "vscode.diff").length, 0);
+  await extension.deactivate();
+});
+
+test("fix: Cancel on the progress sends window/workDoneProgress/cancel for its token", async () => {
+  const { extension, vscode, c, run } = await withCommands();
+  c.answers["hone.fixFailingTest"] = (argument, server) => {
+    vscode.calls.progress[0].cancel();
+    return { status: "cancelled", test: TEST_ID, fixed: false, message: "Cancelled." };
+  };
+  await run("hone.fixFailingTest", { testId: TEST_ID });
+  const token = c.requests[0].params.workDoneToken;
+  assert.deepEqual(c.notifications, [{ method: "window/workDoneProgress/cancel", params: { token } }]);
+  assert.deepEqual(vscode.calls.infos, ["hone: Cancelled."]);
+  await extension.deactivate();
+});
+
+test("localize: a quick pick of the functions, best first; picking one opens it at its first line", async () => {
+  const { extension, vscode, c, run, nexts } = await withCommands();
+  const functions = [
+    { path: "pkg/ages.py", uri: AGES_URI, name: "is_adult", start_line: 3, end_line: 4, score: 0.91, signals: { coverage: 1, stack: 0.5 } },
+    { path: "pkg/util.py", uri: "file:///repo/pkg/util.py", name: "clamp", start_line: 10, end_line: 12, score: 0.2, signals: ["coverage"] },
+  ];
+  c.answers["hone.localize"] = () => ({ status: "localized", test: TEST_ID, outcome: "failed", message: "2 functions ran in the failing test.", functions });
+  vscode.answers.quickPick = (items) => items[0];
+  await run("hone.localize", { testId: TEST_ID });
+  assert.deepEqual(c.requests[0].params.arguments, [{ testId: TEST_ID }], "localize takes no confirm");
+  const pick = vscode.calls.quickPicks[0];
+  assert.deepEqual(pick.items.map((i) => i.description), ["pkg/ages.py:3-4", "pkg/util.py:10-12"]);
+  assert.match(pick.items[0].label, /is_adult/);
+  assert.match(pick.items[0].detail, /0\.91/);
+  assert.match(pick.options.title, /2 functions/);
+  assert.equal(vscode.calls.openedDocuments[0].toString(), AGES_URI);
+  assert.deepEqual(vscode.calls.errors, []);
+  const shown = vscode.calls.shownDocuments[0].options.selection;
+  assert.deepEqual([shown.start.line, shown.start.character], [2, 0]);
+
+  // Nothing to show: the message.
+  c.answers["hone.localize"] = () => ({ status: "passes", test: TEST_ID, message: "The test passes.", functions: [] });
+  await run("hone.localize", { testId: TEST_ID });
+  assert.equal(vscode.calls.quickPicks.length, 1);
+  assert.deepEqual(vscode.calls.infos, ["hone: The test passes."]);
+
+  // hone.applyFix and anything else go to the client unchanged.
+  assert.equal(await run("hone.applyFix", { fixId: "x" }), "sent by the client");
+  assert.deepEqual(nexts, [{ command: "hone.applyFix", args: [{ fixId: "x" }] }]);
+  await extension.deactivate();
+});
+
+// The whole flow: the real vscode-languageclient (against the fake `vscode`) and the real
+// server, on a tiny repository with one failing test; repairs from the mutation templates only.
+function makeFixtureRepo() {
+  const repo = fs.mkdtempSync(path.join(os.tmpdir(), "hone-vscode-repair-"));
+  const write = (rel, text) => {
+    fs.mkdirSync(path.dirname(path.join(repo, rel)), { recursive: true });
+    fs.writeFileSync(path.join(repo, rel), text);
+  };
+  write("pyproject.toml", '[project]\nname = "ages"\nversion = "0.0.0"\n\n[tool.pytest.ini_options]\npythonpath = ["."]\n');
+  write("pkg/__init__.py", "");
+  write("pkg/ages.py", "def is_adult(age):\n    return age > 18\n");
+  write(
+    "tests/test_ages.py",
+    "from pkg.ages import is_adult\n\n\ndef test_child():\n    assert not is_adult(12)\n\n\ndef test_adult_at_18():\n    assert is_adult(18)\n",
+  );
+  cp.execFileSync("git", ["init", "-q"], { cwd: repo });
+  return repo;
+}
+
+test("fix a failing test and localize, end to end: lens, trust, diff, Apply/Cancel, applyEdit", { timeout: 150_000 }, async (t) => {
+  const hone = findHone();
+  if (!hone) {
+    t.skip("no hone executable (set HONE_COMMAND or create ../../.venv)");
+    return;
+  }
+  const { createVscode, CancellationTokenSource } = require("./vscode-fake");
+  const repo = makeFixtureRepo();
+  const script = path.join(repo, "..", `${path.basename(repo)}-scripted.json`);
+  fs.writeFileSync(script, JSON.stringify({ responses: [{ match: null, text: "pass\n" }], step_ms: 5 }));
+  const settings = {
+    command: hone,
+    args: ["serve"],
+    model: `scripted:${script}`,
+    repairModel: false, // the mutation templates only: quick, and no model in the loop
+    repairBudgetSeconds: 60,
+    retrieval: false,
+  };
+  const fake = createVscode(settings, { trusted: false, workspaceFolders: [repo] });
+  const { record, answers } = fake;
+  const extension = await activateWithRealClient(fake);
+  t.after(async () => {
+    await extension.deactivate().catch(() => {});
+    fs.rmSync(repo, { recursive: true, force: true });
+    fs.rmSync(script, { force: true });
+  });
+  const output = () => fakeOutput(fake);
+  const agesPath = path.join(repo, "pkg", "ages.py");
+  const ORIGINAL = "def is_adult(age):\n    return age > 18\n";
+
+  // The client registers the server's commands once the server is up.
+  const deadline = Date.now() + 30_000;
+  while (!record.commands["hone.localize"] && Date.now() < deadline) await sleep(20);
+  for (const id of SERVER_COMMANDS) assert.equal(typeof record.commands[id], "function", `${id} not registered\n${output()}`);
+  const testDoc = await fake.open(path.join(repo, "tests", "test_ages.py"));
+  const agesDoc = await fake.open(agesPath);
+  const fix = (...args) => fake.vscode.commands.executeCommand("hone.fixFailingTest", ...args);
+  const lenses = async () => {
+    const found = [];
+    for (const { selector, provider } of record.codeLensProviders) {
+      if (fake.vscode.languages.match(selector, testDoc) > 0) {
+        found.push(...((await provider.provideCodeLenses(testDoc, new CancellationTokenSource().token)) || []));
+      }
+    }
+    return found;
+  };
+
+  // Untrusted: no lenses, and the server refuses to run the tests (an error message).
+  assert.deepEqual(await lenses(), [], "code lenses in an untrusted workspace");
+  assert.equal(await fix({ testId: "tests/test_ages.py::test_adult_at_18" }), undefined);
+  assert.equal(record.shown.length, 1, output());
+  assert.equal(record.shown[0].level, "error", output());
+  assert.match(record.shown[0].message, /runCode|trust/i, output());
+  assert.ok(!/^hone: hone:/.test(record.shown[0].message), record.shown[0].message);
+  assert.deepEqual(record.modals, []);
+  record.shown.length = 0;
+
+  // Trust granted: runCode goes to the server, which now offers a lens per test.
+  fake.grantTrust();
+  let found = [];
+  const lensDeadline = Date.now() + 15_000;
+  while (found.length === 0 && Date.now() < lensDeadline) {
+    await sleep(100);
+    found = await lenses();
+  }
+  const lens = found.find((l) => l.command && JSON.stringify(l.command.arguments || []).includes("test_adult_at_18"));
+  assert.ok(lens, `no "Fix failing test" lens for test_adult_at_18: ${JSON.stringify(found)}\n${output()}`);
+  assert.equal(lens.command.command, "hone.fixFailingTest");
+  assert.match(lens.command.title, /Fix failing test/);
+  assert.equal(lens.range.start.line, 7, "the lens is not on `def test_adult_at_18`");
+
+  // Localize from the palette: the cursor in the test names it; is_adult is offered and opened.
+  fake.setActiveEditor(testDoc, 8, 8);
+  answers.quickPick = (items) => items.find((i) => i.fn.name === "is_adult");
+  const localized = await fake.vscode.commands.executeCommand("hone.localize");
+  assert.equal(localized && localized.status, "localized", `${JSON.stringify(localized)}\n${output()}`);
+  assert.equal(record.quickPicks.length, 1, output());
+  const picked = record.quickPicks[0].picked;
+  assert.ok(picked, `is_adult not among ${JSON.stringify(record.quickPicks[0].items.map((i) => i.label))}`);
+  assert.equal(picked.fn.path, "pkg/ages.py");
+  assert.equal(picked.fn.start_line, 1);
+  const opened = record.shownDocuments.at(-1);
+  assert.equal(opened.document, agesDoc);
+  assert.equal(opened.options.selection.start.line, 0);
+
+  // The lens's command, answered Cancel: the change was shown, nothing applied.
+  answers.modal = () => undefined;
+  const cancelled = await fix(...lens.command.arguments);
+  assert.equal(cancelled && cancelled.status, "fixed", `${JSON.stringify(cancelled)}\n${output()}`);
+  assert.equal(record.modals.length, 1, output());
+  assert.equal(record.modals[0].options.modal, true);
+  assert.deepEqual(record.modals[0].items, ["Apply"]);
+  const diff = record.executed.find((e) => e.id === "vscode.diff");
+  assert.ok(diff, `no diff shown\n${output()}`);
+  assert.equal(diff.args[0].toString(), agesDoc.uri.toString());
+  const proposed = record.contentProviders["hone-fix"].provideTextDocumentContent(diff.args[1]);
+  assert.match(proposed, /return age >= 18/);
+  assert.deepEqual(record.appliedEdits, [], "Cancel applied an edit");
+  assert.equal(agesDoc.getText(), ORIGINAL);
+  const progress = record.progress.filter((p) => p.options.location === fake.vscode.ProgressLocation.Notification);
+  assert.ok(progress.length >= 2 && progress.every((p) => p.options.cancellable), "no cancellable progress");
+  assert.ok(progress.at(-1).reports.length > 1, "the server sent no $/progress on the extension's token");
+
+  // From the palette, answered Apply: the server's versioned edit reaches the open document.
+  answers.modal = (message, options, items) => items[0];
+  fake.setActiveEditor(testDoc, 8, 4);
+  const versionBefore = agesDoc.version;
+  const applied = await fix();
+  assert.equal(applied && applied.applied, true, `${JSON.stringify(applied)}\n${output()}`);
+  assert.equal(record.appliedEdits.length, 1, output());
+  assert.equal(record.appliedEdits[0][0].uri.toString(), agesDoc.uri.toString());
+  assert.equal(agesDoc.getText(), "def is_adult(age):\n    return age >= 18\n");
+  assert.equal(agesDoc.version, versionBefore + 1);
+  assert.equal(fs.readFileSync(agesPath, "utf8"), ORIGINAL, "the file on disk changed: the editor saves, not the server");
+  assert.equal(record.shown.at(-1).level, "info", output());
+
+  // The server sees the unsaved edit: the test passes now.
+  const again = await fix({ testId: "tests/test_ages.py::test_adult_at_18" });
+  assert.equal(again && again.status, "passes", `${JSON.stringify(again)}\n${output()}`);
+  assert.equal(record.appliedEdits.length, 1);
+  assert.ok(!record.shown.some((s) => s.level === "error"), output());
+  if (process.env.HONE_CHECK_VERBOSE) {
+    console.log(output());
+    console.log(JSON.stringify(record.progress.map((p) => [p.options.title, p.reports.map((r) => r.message)]), null, 1));
+  }
 });

@@ -1,14 +1,19 @@
 // hone for VS Code: a thin client. It starts `hone serve` over stdio and lets
 // vscode-languageclient (>= 10) turn LSP 3.18 `textDocument/inlineCompletion` into
-// VS Code ghost text. All completion logic lives in the server.
+// VS Code ghost text. All completion logic lives in the server. The server's commands
+// (fix a failing test, localize) get their UI in ./repair.ts.
 import * as vscode from "vscode";
 import {
   DidChangeConfigurationNotification,
+  ExecuteCommandRequest,
   LanguageClient,
   LanguageClientOptions,
   ServerOptions,
   State,
+  WorkDoneProgress,
+  WorkDoneProgressCancelNotification,
 } from "vscode-languageclient/node";
+import { FIX_SCHEME, FixContents, ServerLink, handleServerCommand } from "./repair";
 
 export const SECTION = "hone";
 
@@ -33,6 +38,12 @@ const LAUNCH_KEYS = ["command", "args", "model"] as const;
  */
 export const CLIENT_ONLY: readonly string[] = [...LAUNCH_KEYS, "trace.server"];
 
+/**
+ * The server option that lets it run the repository's code (tests, repairs). Not a setting:
+ * it is true exactly when the workspace is trusted.
+ */
+export const TRUST_OPTION = "runCode";
+
 interface Manifest {
   contributes: { configuration: { properties: Record<string, { default?: unknown }> } };
 }
@@ -54,7 +65,7 @@ export const SERVER_OPTION_DEFAULTS: Readonly<Record<string, unknown>> = Object.
 
 /**
  * Settings forwarded to the server (initializationOptions, then didChangeConfiguration as
- * `{ hone: {...} }`): every server option, by its camelCase name.
+ * `{ hone: {...} }`): every server option, by its camelCase name, and `runCode` (trust).
  */
 export type ServerSettings = Record<string, unknown>;
 
@@ -74,14 +85,21 @@ export function readLaunch(config: vscode.WorkspaceConfiguration): Launch {
 }
 
 export function readServerSettings(config: vscode.WorkspaceConfiguration): ServerSettings {
-  return Object.fromEntries(
-    Object.entries(SERVER_OPTION_DEFAULTS).map(([name, fallback]) => [name, config.get(name, fallback)]),
-  );
+  return {
+    ...Object.fromEntries(
+      Object.entries(SERVER_OPTION_DEFAULTS).map(([name, fallback]) => [name, config.get(name, fallback)]),
+    ),
+    [TRUST_OPTION]: vscode.workspace.isTrusted === true,
+  };
 }
 
 let client: LanguageClient | undefined;
 let output: vscode.LogOutputChannel | undefined;
 let statusItem: vscode.StatusBarItem | undefined;
+/** The current client's start (settled once it runs or failed to start). */
+let starting: Promise<void> | undefined;
+/** New texts of proposed fixes, shown as read-only `hone-fix:` documents. */
+const fixContents = new FixContents();
 
 function createClient(): LanguageClient {
   const config = vscode.workspace.getConfiguration(SECTION);
@@ -96,9 +114,20 @@ function createClient(): LanguageClient {
     ]),
     initializationOptions: () => readServerSettings(vscode.workspace.getConfiguration(SECTION)),
     outputChannel: output,
+    middleware: {
+      // The client registers the server's commands (hone.fixFailingTest, hone.applyFix,
+      // hone.localize) as VS Code commands; their UI hooks in here.
+      executeCommand: (command, args, next) => handleServerCommand(command, args, link, fixContents, next),
+    },
+  };
+  const link: ServerLink = {
+    send: (command, args, workDoneToken) =>
+      created.sendRequest(ExecuteCommandRequest.type, { command, arguments: args, workDoneToken }),
+    onProgress: (token, handler) => created.onProgress(WorkDoneProgress.type, token, handler),
+    cancel: (token) => void created.sendNotification(WorkDoneProgressCancelNotification.type, { token }),
   };
   output?.info(`starting: ${launch.command} ${launch.args.join(" ")}`);
-  const created = new LanguageClient(SECTION, "hone", serverOptions, clientOptions);
+  const created: LanguageClient = new LanguageClient(SECTION, "hone", serverOptions, clientOptions);
   created.onDidChangeState((event) => updateStatus(event.newState));
   return created;
 }
@@ -113,6 +142,11 @@ function updateStatus(state: State): void {
 }
 
 async function startClient(): Promise<void> {
+  starting = doStartClient();
+  await starting;
+}
+
+async function doStartClient(): Promise<void> {
   client = createClient();
   try {
     await client.start();
@@ -138,7 +172,10 @@ export async function restartClient(): Promise<void> {
   await startClient();
 }
 
-/** Send the current server settings, as `{ hone: {...} }`, to a running server. */
+/**
+ * Send the current server settings, as `{ hone: {...} }`, to a running server (also when the
+ * workspace becomes trusted: `runCode` turns true).
+ */
 export async function pushSettings(): Promise<void> {
   if (!client || !client.isRunning()) {
     return;
@@ -172,6 +209,12 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     vscode.commands.registerCommand("hone.restart", restartClient),
     vscode.commands.registerCommand("hone.showOutput", () => output?.show()),
     vscode.workspace.onDidChangeConfiguration(onConfigurationChanged),
+    // runCode follows trust; a server still starting gets it once it runs.
+    vscode.workspace.onDidGrantWorkspaceTrust(async () => {
+      await starting;
+      await pushSettings();
+    }),
+    vscode.workspace.registerTextDocumentContentProvider(FIX_SCHEME, fixContents),
   );
   await startClient();
 }

@@ -21,6 +21,15 @@ function M.check()
       "pip install hone (or point cmd at the hone script in its virtualenv)",
     })
   end
+  local run_code = hone.status().run_code
+  if run_code then
+    vim.health.ok("run_code: on (:HoneFix, :HoneLocalize and the code lens run the repository's tests)")
+  else
+    vim.health.info(
+      "run_code: off; :HoneFix, :HoneLocalize and the \"Fix failing test\" code lens need "
+        .. "setup({ run_code = true }) (they run the repository's tests)"
+    )
+  end
   local clients = vim.lsp.get_clients({ name = hone.name })
   if #clients == 0 then
     vim.health.info("no hone client running (open a file of a configured filetype)")
@@ -32,6 +41,16 @@ function M.check()
       vim.health.ok("server advertises inlineCompletionProvider")
     else
       vim.health.error("server does not advertise inlineCompletionProvider")
+    end
+    local commands = vim.tbl_get(client.server_capabilities or {}, "executeCommandProvider", "commands") or {}
+    for _, name in ipairs({ "hone.fixFailingTest", "hone.applyFix", "hone.localize" }) do
+      if vim.list_contains(commands, name) then
+        vim.health.ok(("server offers the command %s"):format(name))
+      else
+        vim.health.warn(
+          ("server does not offer the command %s (:HoneFix/:HoneLocalize need it; an older hone?)"):format(name)
+        )
+      end
     end
   end
 end

@@ -4,6 +4,10 @@
 --- Neovim's built-in LSP inline completion (`vim.lsp.inline_completion`, LSP 3.18
 --- textDocument/inlineCompletion) in the buffers the server attaches to, and maps a key that
 --- accepts the ghost text. Everything else (when to complete, what to show) is the server's job.
+---
+--- It also drives the server's "fix this failing test" and "localize" commands (:HoneFix,
+--- :HoneLocalize, the "Fix failing test" code lens; lua/hone/repair.lua). They run the
+--- repository's tests, so they are off until `run_code = true`.
 local M = {}
 
 --- Name of the LSP config and of the client (`vim.lsp.get_clients({ name = "hone" })`).
@@ -26,6 +30,13 @@ M.name = "hone"
 ---@field exit_timeout integer|false On quit, wait this many ms for the server to exit after "shutdown", then SIGTERM it (false: don't wait).
 ---@field inline_completion boolean Enable vim.lsp.inline_completion in attached buffers.
 ---@field keymaps hone.Keymaps
+---@field run_code boolean Let the server run the repository's tests (:HoneFix, :HoneLocalize, code lens): sends init_options.runCode = true.
+---@field codelens boolean Show the server's code lenses ("Fix failing test") in attached Python buffers.
+---@field repair hone.RepairOptions
+
+---@class hone.RepairOptions
+---@field confirm? fun(result: table, done: fun(apply: boolean)) Ask whether to apply a fix (default: vim.ui.select Apply/Cancel, with the diff shown in a split).
+---@field progress boolean Echo the server's progress messages while a fix/localize runs.
 M.defaults = {
   cmd = { "hone", "serve" },
   model = nil,
@@ -50,6 +61,14 @@ M.defaults = {
     next = "<M-]>",
     prev = "<M-[>",
   },
+  -- Running a repository's tests executes its code. VS Code gates this on workspace trust;
+  -- Neovim has no such notion, so it is an explicit opt-in.
+  run_code = false,
+  codelens = true,
+  repair = {
+    confirm = nil,
+    progress = true,
+  },
 }
 
 ---@type hone.Config?
@@ -68,16 +87,29 @@ local function server_cmd(config)
   return cmd
 end
 
+--- initializationOptions: `init_options`, plus runCode = true when `run_code` is set (false is
+--- the server's default, so it is not sent; an explicit init_options.runCode is kept).
+---@param config hone.Config
+---@return table
+local function init_options(config)
+  local opts = vim.deepcopy(config.init_options)
+  if config.run_code and opts.runCode == nil then
+    opts.runCode = true
+  end
+  return opts
+end
+
 --- The vim.lsp.Config registered under the name "hone".
 ---@param config hone.Config
 ---@return vim.lsp.Config
 function M.lsp_config(config)
+  local opts = init_options(config)
   return {
     cmd = server_cmd(config),
     filetypes = config.filetypes,
     root_markers = config.root_markers,
     -- An empty Lua table would be encoded as a JSON array ([]), so send nothing instead.
-    init_options = next(config.init_options) ~= nil and config.init_options or nil,
+    init_options = next(opts) ~= nil and opts or nil,
     settings = config.settings,
     cmd_env = config.cmd_env,
     detached = config.detached,
@@ -123,6 +155,13 @@ local function on_attach(args)
     vim.lsp.inline_completion.enable(true, { bufnr = args.buf })
   end
   map_keys(args.buf, M.config.keymaps)
+  if
+    M.config.codelens
+    and vim.bo[args.buf].filetype == "python"
+    and client:supports_method("textDocument/codeLens", args.buf)
+  then
+    require("hone.repair").enable_codelens(args.buf, client)
+  end
 end
 
 --- Configure and enable the hone language server.
@@ -138,6 +177,9 @@ function M.setup(opts)
   vim.validate("cmd", config.cmd, "table")
   vim.validate("filetypes", config.filetypes, "table")
   vim.validate("init_options", config.init_options, "table")
+  vim.validate("run_code", config.run_code, "boolean")
+  vim.validate("repair", config.repair, "table")
+  vim.validate("repair.confirm", config.repair.confirm, "function", true)
   M.config = config
 
   if vim.fn.has("nvim-0.12") == 0 or not (vim.lsp and vim.lsp.inline_completion) then
@@ -154,6 +196,13 @@ function M.setup(opts)
     callback = on_attach,
     desc = "hone: enable inline completion and keymaps",
   })
+
+  -- The server's commands, when run by the client (a code lens, vim.lsp.buf.code_action, ...),
+  -- go through the plugin: the fix is confirmed in the editor, then applied with hone.applyFix
+  -- (instead of the server asking with window/showMessageRequest).
+  local repair = require("hone.repair")
+  vim.lsp.commands[repair.FIX] = repair.command_handler("fix")
+  vim.lsp.commands[repair.LOCALIZE] = repair.command_handler("localize")
 
   vim.lsp.config(M.name, M.lsp_config(config))
   vim.lsp.enable(M.name)
@@ -180,6 +229,8 @@ function M.status(bufnr)
       root_dir = client.root_dir,
       server_info = client.server_info,
       inline_completion = client:supports_method("textDocument/inlineCompletion", bufnr),
+      codelens = client:supports_method("textDocument/codeLens", bufnr),
+      commands = vim.tbl_get(client.server_capabilities or {}, "executeCommandProvider", "commands"),
       stopped = client:is_stopped(),
     })
   end
@@ -192,6 +243,8 @@ function M.status(bufnr)
     clients = clients,
     inline_completion_enabled = vim.lsp.inline_completion.is_enabled({ bufnr = bufnr }),
     cmd = M.config and server_cmd(M.config) or nil,
+    run_code = M.config and init_options(M.config).runCode == true or false,
+    running = vim.tbl_get(require("hone.repair").state, "pending", "kind"),
   }
 end
 
@@ -210,6 +263,10 @@ function M.print_status()
     ),
     ("  cmd: %s"):format(table.concat(s.cmd, " ")),
     ("  inline completion enabled in buffer: %s"):format(s.inline_completion_enabled),
+    ("  run_code (:HoneFix, :HoneLocalize): %s%s"):format(
+      s.run_code,
+      s.running and (", running: " .. s.running) or ""
+    ),
   }
   for _, c in ipairs(s.clients) do
     local info = c.server_info and (c.server_info.name .. " " .. (c.server_info.version or "")) or "?"
@@ -235,6 +292,23 @@ function M.toggle()
   local enabled = vim.lsp.inline_completion.is_enabled({ bufnr = 0 })
   vim.lsp.inline_completion.enable(not enabled, { bufnr = 0 })
   vim.notify(("hone: inline completion %s"):format(enabled and "disabled" or "enabled"))
+end
+
+--- Fix the failing test under the cursor (or the pytest node id `test`): see lua/hone/repair.lua.
+---@param test? string
+function M.fix(test)
+  require("hone.repair").fix({ test = test })
+end
+
+--- Cancel the running fix or localize.
+function M.cancel()
+  require("hone.repair").cancel()
+end
+
+--- Rank the functions likely at fault for the test under the cursor into the quickfix list.
+---@param test? string
+function M.localize(test)
+  require("hone.repair").localize({ test = test })
 end
 
 --- Stop the hone clients and start them again for the open buffers.
