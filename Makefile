@@ -7,7 +7,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 2087
 export HONE_CACHE_DIR ?= $(CURDIR)/.hone-cache
 
-.PHONY: setup run serve-stdio test test-fast lint format bench-latency bench-decode bench-documents bench-lexical bench-embeddings bench-context eval-completion eval-retrieval eval-localize report vscode clean
+.PHONY: setup run serve-stdio test test-fast lint format bench-latency bench-decode bench-documents bench-lexical bench-embeddings bench-context eval-completion eval-retrieval eval-localize eval-repair report vscode clean
 
 setup: $(STAMP)
 
@@ -73,6 +73,14 @@ BUGS ?= 40
 eval-localize: $(STAMP)
 	$(BIN)/python benchmarks/bugs.py generate --package $(PACKAGE) --bugs $(BUGS) --sources $(EVAL_SOURCES)
 	$(BIN)/python benchmarks/eval_localize.py --package $(PACKAGE) --sources $(EVAL_SOURCES) --out benchmarks/results/localize-$(PACKAGE).json
+
+# `make eval-repair PACKAGE=toolz [LIMIT=N] [REPAIR_ARGS=--no-model]`: the repair loop on the
+# package's bugs with the embedded model, 120 s a bug (results/repair-PACKAGE.json).
+LIMIT ?= 40
+REPAIR_ARGS ?=
+eval-repair: $(STAMP)
+	$(BIN)/python benchmarks/bugs.py generate --package $(PACKAGE) --bugs $(BUGS) --sources $(EVAL_SOURCES)
+	$(BIN)/python benchmarks/eval_repair.py --package $(PACKAGE) --sources $(EVAL_SOURCES) --limit $(LIMIT) $(REPAIR_ARGS) --out benchmarks/results/repair-$(PACKAGE).json
 
 bench-decode: $(STAMP)
 	$(BIN)/python benchmarks/bench_decode.py --out benchmarks/results/decode.json

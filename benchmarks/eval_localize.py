@@ -12,9 +12,12 @@ overlapping the function's in the buggy file. Three rankings of the same candida
   alone: the deepest in-repository frame's enclosing function first (1), each frame
   further up ``TRACEBACK_DECAY`` times the one below; functions with no frame are not
   ranked (a miss when the target is one of them);
-- ``spectrum`` (baseline, plain Ochiai at function level): the candidates with a
-  ``spectrum`` signal, by that signal alone: the best Ochiai score of the function's lines
-  the failing test ran, against the passing tests of the test's file.
+- ``ochiai`` (baseline, plain Ochiai at function level): the functions the failing test
+  ran, by ``1 / sqrt(1 + p)`` where ``p`` counts the passing tests of the test's file that
+  ran any line of the function (one failing test: the one being localized);
+- ``spectrum`` (ablation, not a baseline): the candidates with a ``spectrum`` signal, by
+  that signal alone: hone's own spectrum (per line Ochiai over all the failing tests of the
+  file, the best line, with a little for lines only failing tests ran).
 
 Ties (equal scores) are broken by (path, start line), the order ``localize`` itself
 uses; ``top1_expected`` and ``top5_expected`` are the hit rates expected when ties are
@@ -31,6 +34,7 @@ minus the better baseline's, with a paired interval.
 from __future__ import annotations
 
 import argparse
+import math
 import random
 import statistics
 import sys
@@ -45,28 +49,56 @@ import bugs as bugset  # noqa: E402
 from bench_latency import emit, machine, pct  # noqa: E402
 from eval_completion import bootstrap  # noqa: E402
 from hone.agent.repair import localize as localize_module  # noqa: E402
-from hone.agent.repair.localize import LocalizeError, Suspect, localize  # noqa: E402
+from hone.agent.repair.localize import (  # noqa: E402
+    Localization,
+    LocalizeError,
+    Suspect,
+    localize,
+)
 
 SEED = bugset.SEED
-SYSTEMS = ("fused", "traceback", "spectrum")
-BASELINES = ("traceback", "spectrum")
+SYSTEMS = ("fused", "traceback", "ochiai", "spectrum")
+BASELINES = ("traceback", "ochiai")
 KS = (1, 5)
 TIMEOUT_S = 120
 
 
-def rankings(functions: list[Suspect]) -> dict[str, tuple[list[Suspect], Callable]]:
-    """The three rankings of ``localize``'s candidates, each with its scoring function."""
+def rankings(
+    functions: list[Suspect], ochiai: dict[tuple[str, str, int], float]
+) -> dict[str, tuple[list[Suspect], Callable]]:
+    """The rankings of ``localize``'s candidates, each with its scoring function."""
 
-    def by(signal: str) -> tuple[list[Suspect], Callable]:
-        ranked = [s for s in functions if s.signals.get(signal, 0.0) > 0]
-        ranked.sort(key=lambda s: (-s.signals[signal], s.path, s.start_line))
-        return ranked, lambda s: s.signals[signal]
+    def by(score: Callable[[Suspect], float]) -> tuple[list[Suspect], Callable]:
+        ranked = [s for s in functions if score(s) > 0]
+        ranked.sort(key=lambda s: (-score(s), s.path, s.start_line))
+        return ranked, score
 
     return {
         "fused": (list(functions), lambda s: s.score),
-        "traceback": by("traceback"),
-        "spectrum": by("spectrum"),
+        "traceback": by(lambda s: s.signals.get("traceback", 0.0)),
+        "ochiai": by(lambda s: ochiai.get((s.path, s.name, s.start_line), 0.0)),
+        "spectrum": by(lambda s: s.signals.get("spectrum", 0.0)),
     }
+
+
+def plain_ochiai(found: Localization, functions: list[Suspect]) -> dict:
+    """Function-level Ochiai with the one failing test against its file's passing tests."""
+    run = found.run
+    coverage = (run.coverage or {}) if run is not None else {}
+    failed = coverage.get(found.test, {})
+    passing = [
+        coverage[n]
+        for n, r in (run.results.items() if run is not None else ())
+        if r.outcome == "passed" and n in coverage
+    ]
+    out = {}
+    for s in functions:
+        span = range(s.start_line, s.end_line + 1)
+        if not any(line in span for line in failed.get(s.path, ())):
+            continue
+        p = sum(1 for cov in passing if any(line in span for line in cov.get(s.path, ())))
+        out[(s.path, s.name, s.start_line)] = 1 / math.sqrt(1 + p)
+    return out
 
 
 def is_target(suspect: Suspect, bug: dict) -> bool:
@@ -130,8 +162,9 @@ def evaluate(bug: dict, sources: Path) -> dict:
     row["notes"] = found.notes
     target = next((s for s in functions if is_target(s, bug)), None)
     row["target_signals"] = row_signals(target) if target is not None else None
+    ochiai = plain_ochiai(found, functions)
     row["ranks"] = {
-        system: place(r, score, bug) for system, (r, score) in rankings(functions).items()
+        system: place(r, score, bug) for system, (r, score) in rankings(functions, ochiai).items()
     }
     row["top5"] = [
         {"function": f"{s.path}::{s.name}", "score": round(s.score, 4), **row_signals(s)}
@@ -262,6 +295,7 @@ def main() -> int:
         "packages": counts,
         "localize": {
             "weights": localize_module.WEIGHTS,
+            "only_failing": localize_module.ONLY_FAILING,
             "traceback_decay": localize_module.TRACEBACK_DECAY,
             "timeout_s": TIMEOUT_S,
         },

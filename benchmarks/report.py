@@ -74,6 +74,9 @@ MAKE = {
     "documents": "make bench-documents",
     "context": "make bench-context",
 }
+for _package in ("toolz", "more-itertools", "inflection", "boltons", "tabulate", "parse"):
+    MAKE[f"localize-{_package}"] = f"make eval-localize PACKAGE={_package}"
+    MAKE[f"repair-{_package}"] = f"make eval-repair PACKAGE={_package}"
 BLOCK = re.compile(r"(<!-- results:([\w.-]+) -->\n)(.*?)(<!-- /results -->)", re.DOTALL)
 NOT_RECORDED = "not recorded"
 
@@ -683,6 +686,84 @@ def render_generic(name: str, data: Data) -> str:
     return meta(name, data) + "\n\n" + table(["figure", "value"], rows)
 
 
+def _rate(block: Any, key: str) -> str:
+    """``block[key]`` as a share with its interval: ``0.78 [0.62, 0.90]``."""
+    value = (block or {}).get(key)
+    if isinstance(value, dict) and "mean" in value:
+        return f"{num(value['mean'])} {interval(value.get('ci95'), num)}".strip()
+    return num(value) if isinstance(value, int | float) else "—"
+
+
+def render_localize(name: str, data: Data) -> str:
+    """localize-PACKAGE.json (eval_localize.py): top-1/top-5 per ranking, the margin."""
+    overall = data.get("overall") or {}
+    rows = []
+    for system, label in (
+        ("fused", "hone (fused)"),
+        ("traceback", "deepest traceback frame (baseline)"),
+        ("ochiai", "plain Ochiai (baseline)"),
+        ("spectrum", "hone's spectrum signal alone (ablation)"),
+    ):
+        if system in overall:
+            rows.append([label, _rate(overall[system], "top1"), _rate(overall[system], "top5")])
+    for k in (1, 5):
+        margin = overall.get(f"margin_top{k}")
+        if isinstance(margin, dict):
+            rows.append(
+                [f"margin over the better baseline ({margin.get('over')}), top-{k}"]
+                + ([_rate({"m": margin}, "m"), ""] if k == 1 else ["", _rate({"m": margin}, "m")])
+            )
+    n = overall.get("n")
+    head = f"{n} bugs, split {data.get('split', NOT_RECORDED)}. " if n else ""
+    return head + meta(name, data) + "\n\n" + table(["ranking", "top-1", "top-5"], rows)
+
+
+def render_repair(name: str, data: Data) -> str:
+    """repair-PACKAGE.json (eval_repair.py): bugs fixed, per kind, time, sources, claims."""
+    o = data.get("overall") or {}
+    sec = o.get("seconds") or {}
+    src = o.get("fixes_by_source") or {}
+    rows = [
+        ["bugs fixed", _rate(o, "fixed")],
+        ["fixed within 120 s", num(o.get("fixed_within_120s"))],
+        ["fixes that restore the original code", str(o.get("restores_original", "—"))],
+        ["fixes from templates / the model", f"{src.get('template', 0)} / {src.get('model', 0)}"],
+        ["false claims (a fix that fails the independent re-run)", str(o.get("false_claims"))],
+        ["workspaces changed", str(o.get("workspace_changed"))],
+        [
+            "seconds per bug, median / p95 (budget)",
+            f"{num(sec.get('median'), 1)} / {num(sec.get('p95'), 1)} ({num(sec.get('budget'), 0)})",
+        ],
+    ]
+    kinds = [
+        [
+            k["kind"] + ("" if k.get("in_templates") else " (no template)"),
+            str(k["n"]),
+            num(k["fixed"]),
+            str(k.get("from_model", 0)),
+            num(k.get("median_s"), 1),
+        ]
+        for k in data.get("by_kind") or []
+    ]
+    repair = data.get("repair") or {}
+    head = (
+        f"{o.get('n')} bugs, split {data.get('split', NOT_RECORDED)}, "
+        f"{'templates and the model' if repair.get('model') else 'templates only'}. "
+    )
+    out = head + meta(name, data) + "\n\n" + table(["figure", "value"], rows)
+    if kinds:
+        out += "\n\n" + table(["fault kind", "bugs", "fixed", "by the model", "median s"], kinds)
+    return out
+
+
+def renderer(name: str) -> Callable[[str, Data], str]:
+    if name.startswith("localize-"):
+        return render_localize
+    if name.startswith("repair-"):
+        return render_repair
+    return RENDERERS.get(name, render_generic)
+
+
 RENDERERS: dict[str, Callable[[str, Data], str]] = {
     "latency": render_latency,
     "decode": render_decode,
@@ -932,6 +1013,52 @@ def context_summary(cx: Data) -> str:
 # -- the summary in the top-level README --------------------------------------------------
 
 
+def repair_summary(results: dict[str, Data]) -> str:
+    """One table over the localize-*.json and repair-*.json files: per package, the fused
+    top-1/top-5 against the better baseline, and the share of bugs fixed."""
+    packages = sorted(
+        {n.split("-", 1)[1] for n in results if n.startswith(("localize-", "repair-"))}
+    )
+    rows = []
+    for package in packages:
+        loc = (results.get(f"localize-{package}") or {}).get("overall") or {}
+        rep = (results.get(f"repair-{package}") or {}).get("overall") or {}
+        split = (results.get(f"localize-{package}") or results.get(f"repair-{package}") or {}).get(
+            "split", ""
+        )
+        cells = []
+        for k in (1, 5):
+            got = [
+                num(((loc.get(system) or {}).get(f"top{k}") or {}).get("mean"))
+                for system in ("fused", "traceback", "ochiai")
+            ]
+            cells.append(" / ".join(got) if loc else "—")
+        fixed = "—"
+        if isinstance(rep.get("fixed"), dict):
+            sec = rep.get("seconds") or {}
+            fixed = (
+                f"{num(rep['fixed']['mean'])} of {rep.get('n')}, "
+                f"median {num(sec.get('median'), 0)} s, false claims {rep.get('false_claims')}"
+            )
+        rows.append([f"{package} ({split})", *cells, fixed])
+    if not rows:
+        return ""
+    return (
+        "`make eval-localize` / `make eval-repair`: single faults injected into PyPI packages' "
+        "own code, kept where their tests catch them (machine and model per file in "
+        "benchmarks/README.md).\n\n"
+        + table(
+            [
+                "package (split)",
+                "localization top-1: hone / traceback / Ochiai",
+                "top-5: hone / traceback / Ochiai",
+                "bugs fixed (repair)",
+            ],
+            rows,
+        )
+    )
+
+
 def render_summary(results: dict[str, Data]) -> str:
     lat = results.get("latency")
     parts: list[str] = []
@@ -1039,6 +1166,9 @@ def render_summary(results: dict[str, Data]) -> str:
         text = context_summary(cx)
         if text:
             parts.append(text)
+    text = repair_summary(results)
+    if text:
+        parts.append(text)
     if not parts:
         return "No results files yet: run `make bench-latency`."
     return "\n\n".join(parts)
@@ -1060,7 +1190,7 @@ def load_results(folder: Path = RESULTS) -> dict[str, Data]:
 
 
 def section(name: str, data: Data) -> str:
-    render = RENDERERS.get(name, render_generic)
+    render = renderer(name)
     title = TITLES.get(name, name.replace("-", " ").capitalize())
     how = f" (`{MAKE[name]}`)" if name in MAKE else ""
     return f"### {title}{how}\n\n{render(name, data)}"

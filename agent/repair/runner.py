@@ -45,6 +45,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
+import math
 import os
 import shutil
 import signal
@@ -78,6 +79,7 @@ KILL_GRACE_S = 1.0  # between SIGTERM and SIGKILL
 # a file it writes; no core dumps (they would land in the repository).
 MEMORY_LIMIT_MB = 8192
 FILE_LIMIT_MB = 2048
+CPU_MARGIN_S = 60  # CPU seconds beyond twice the timeout before the kernel stops a run
 POLL_S = 0.05  # how often cancel() and the deadline are checked
 VENV_DIRS = (".venv", "venv", "env")  # the repository's own virtual environment, in order
 PLUGIN = "pytest_hone"
@@ -443,10 +445,14 @@ def run_tests(
     return run
 
 
-def _limit(pid: int, memory_limit_mb: int | None) -> None:
+def _limit(pid: int, memory_limit_mb: int | None, timeout_s: float | None = None) -> None:
     """Set the run's resource limits (inherited by the processes it starts). Linux's
     ``prlimit`` on the new process, right after it starts (``preexec_fn`` is not safe in
-    a process with threads, as the server is); elsewhere the run goes without them."""
+    a process with threads, as the server is); elsewhere the run goes without them.
+
+    The CPU-time limit (twice the timeout, and a minute) is for a run whose watcher died:
+    the timeout kills the process group, but if hone itself is killed meanwhile, a test
+    looping forever would spin on; the kernel stops it at that limit instead."""
     try:
         import resource
     except ImportError:  # not a POSIX system
@@ -457,6 +463,8 @@ def _limit(pid: int, memory_limit_mb: int | None) -> None:
     limits = [(resource.RLIMIT_CORE, 0), (resource.RLIMIT_FSIZE, FILE_LIMIT_MB << 20)]
     if memory_limit_mb:
         limits.append((resource.RLIMIT_AS, memory_limit_mb << 20))
+    if timeout_s is not None and math.isfinite(timeout_s):
+        limits.append((resource.RLIMIT_CPU, int(2 * timeout_s) + CPU_MARGIN_S))
     for kind, value in limits:
         try:
             _soft, hard = prlimit(pid, kind)
@@ -490,7 +498,7 @@ def _execute(
         )
     except OSError as exc:
         raise RunnerError(f"cannot start {command[0]}: {exc}") from exc
-    _limit(process.pid, memory_limit_mb)
+    _limit(process.pid, memory_limit_mb, timeout_s)
     reader = threading.Thread(target=_drain, args=(process.stdout, buffer), daemon=True)
     reader.start()
     deadline = time.monotonic() + timeout_s

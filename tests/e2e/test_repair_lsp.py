@@ -266,7 +266,7 @@ async def test_cancel_stops_a_hanging_test_and_completions_keep_working(tmp_path
     repo = make_repo(tmp_path / "repo")
     before = tree_hash(repo)
     model = script([{"match": None, "text": "return a + b"}], step_ms=1)
-    opts = {**TRUSTED, "repairBudgetSeconds": 600}
+    opts = {**TRUSTED, "repairBudgetSeconds": 120}
     async with lsp_session(model, opts, folders=[repo], capabilities=CAPS) as client:
         Recorder(client)
         task = asyncio.ensure_future(

@@ -123,7 +123,9 @@ def test_an_assertion_failure_is_found_by_its_spectrum(repo: Path):
     # failing test ran its buggy line: the spectrum finds it
     assert top.signals["traceback"] == 0.0
     # (of the file's two failing tests, the other one, another bug, does not run it)
-    assert top.signals["spectrum"] == pytest.approx(2**-0.5)
+    # its best line's Ochiai, and (a tenth) its line only failing tests ran, the most of
+    # any candidate: (2**-0.5 + 0.1 * 1) / 1.1
+    assert top.signals["spectrum"] == pytest.approx((2**-0.5 + 0.1) / 1.1)
     assert found.passing_tests == 5  # the other failing test is not among them
     assert tree_digest(repo) == before  # nothing written into the repository
 
@@ -181,9 +183,10 @@ def test_rank_combines_the_signals_per_function(tmp_path: Path):
     by_name = {s.name: s for s in suspects}
     assert set(by_name) == {"A.run", "helper"}  # qualified; test files left out
     helper, run_ = by_name["helper"], by_name["A.run"]
-    # line 8 only the failing test ran: 1; A.run's lines both ran: 1/sqrt(2)
+    # line 8 only the failing test ran: 1, and it is the one such line (a tenth more);
+    # A.run's lines both ran: 1/sqrt(2), and none only failing tests ran
     assert helper.signals["spectrum"] == 1.0
-    assert run_.signals["spectrum"] == pytest.approx(2**-0.5)
+    assert run_.signals["spectrum"] == pytest.approx(2**-0.5 / 1.1)
     assert helper.signals["traceback"] == 1.0 and run_.signals["traceback"] == pytest.approx(0.6)
     assert suspects[0].name == "helper"
     assert (run_.start_line, run_.end_line) == (2, 3)

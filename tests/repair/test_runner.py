@@ -793,6 +793,8 @@ def test_big_allocation():
 def test_limits_are_set():
     assert resource.getrlimit(resource.RLIMIT_CORE)[0] == 0
     assert resource.getrlimit(resource.RLIMIT_AS)[0] == 512 * 1024**2
+    # a run outliving a killed hone stops by itself: CPU time, twice the timeout + 60 s
+    assert resource.getrlimit(resource.RLIMIT_CPU)[0] == 2 * 60 + 60
 """,
         },
     )
