@@ -11,14 +11,16 @@ single-point mutations from syntax-aware templates (:mod:`.mutations`) and, give
    a test that passed without the change must pass with it.
 
 Only a candidate that passes both is a fix; anything less is reported as what it is
-(``fails``, ``regression``, ``invalid``, ``rejected``, ``timeout``). (Not yet: a second
-round for a model candidate whose failure changed, with the new output.) The loop
+(``fails``, ``regression``, ``invalid``, ``rejected``, ``timeout``). A model candidate that
+changes how the test fails (not by breaking the code) gets a second round: the model is
+asked again from that edit, with the new failure output (``FOLLOW_UPS`` per repair). The loop
 stops at its time budget, on cancellation, or once it has enough fixes; the fixes
 are ranked smallest change first.
 """
 
 from __future__ import annotations
 
+import collections
 import difflib
 import re
 import string
@@ -54,6 +56,9 @@ SUSPECTS = 5  # functions tried, best first
 TEMPLATES_PER_SUSPECT = 40
 MAX_FIXES = 2  # validated fixes collected before stopping
 AFTER_FIX = 5  # candidates tried after the first fix, for a smaller one (smaller ones only)
+FOLLOW_UPS = 2  # second model rounds (from an edit that changed the failure) per repair
+# A new failure that starts with one of these is a broken edit, not a step closer.
+BROKEN = ("NameError", "SyntaxError", "IndentationError", "ImportError", "ModuleNotFoundError")
 FIRST_TEMPLATES = 12  # a suspect's templates tried before the model's edits for it
 MAX_TEST_FILES = 12  # test files that name a changed function, run to validate
 FAILURE_CHARS = 3000  # of the failure text in a model's prompt
@@ -82,6 +87,7 @@ class Attempt:
     outcome: str  # fixed | fails | regression | invalid | rejected | timeout
     path: str = ""
     detail: str = ""  # the new failure, the regression, why it was rejected
+    failure: str = field(default="", repr=False)  # the test's new failure output, in full
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -199,8 +205,10 @@ def repair(
             scratch, found, propose, samples, templates, validator.test_source, budget.over
         )
         total = _count(candidates, propose, samples)
-        after_fix = 0
-        for suspect, make in candidates:
+        after_fix = follow_ups = 0
+        queue = collections.deque(candidates)
+        while queue:
+            suspect, make = queue.popleft()
             if budget.over() or len(fixes) >= MAX_FIXES or after_fix >= AFTER_FIX:
                 break
             for source, description, files in make():
@@ -221,6 +229,24 @@ def repair(
                 fix = validator.check(attempt, suspect, files)
                 if fix is not None:
                     fixes.append(fix)
+                elif (
+                    propose is not None
+                    and source == "model"
+                    and follow_ups < FOLLOW_UPS
+                    and _closer(found, attempt)
+                ):
+                    # the model's edit changed how the test fails: one more round, from
+                    # that edit, with the new failure output
+                    follow_ups += 1
+                    total += samples
+
+                    def again(s: Suspect = suspect, base: dict = files, a: Attempt = attempt):
+                        return _model(
+                            scratch, found, s, propose, samples, validator.test_source,
+                            budget.over, base=base, failure=a.failure,
+                        )  # fmt: skip
+
+                    queue.appendleft((suspect, again))
         changed = {p for f in fixes for p in f.files}
         # as the copy was made: --apply and the editor refuse files changed since
         base = {p: scratch.copied_digest(p) for p in changed}
@@ -429,14 +455,22 @@ def _model(
     samples: int,
     test_source: str,
     stop: Callable[[], bool] | None = None,
+    *,
+    base: Mapping[str, str] | None = None,
+    failure: str = "",
 ) -> list[Made]:
     """The model's edits of ``suspect`` (each reply parsed and applied, checked; replies
-    that cannot be applied are kept as invalid candidates with the reason)."""
-    source = scratch.original_text(suspect.path)
+    that cannot be applied are kept as invalid candidates with the reason). ``base``: a
+    second round, from an earlier edit's files (the function as that edit left it), with
+    ``failure``, the test's output with that edit."""
+    base = dict(base or {})
+    source = base.get(suspect.path) or scratch.original_text(suspect.path)
     lines = source.split("\n")
-    function = "\n".join(lines[suspect.start_line - 1 : suspect.end_line])
+    shift = len(lines) - len(scratch.original_text(suspect.path).split("\n"))
+    end_line = max(suspect.start_line, suspect.end_line + shift)
+    function = "\n".join(lines[suspect.start_line - 1 : end_line])
     result = found.run.results.get(found.test) if found.run else None
-    text = result.longrepr if result else found.message
+    text = failure or (result.longrepr if result else found.message)
     prompt = _prompt(
         test=found.test,
         failure=text[-FAILURE_CHARS:],
@@ -444,9 +478,11 @@ def _model(
         name=suspect.name,
         path=suspect.path,
         start_line=str(suspect.start_line),
-        end_line=str(suspect.end_line),
+        end_line=str(end_line),
         function=function,
     )
+    if base:
+        prompt += _ROUND_TWO
     messages = [
         {"role": "system", "content": "You are a careful Python developer who fixes bugs."},
         {"role": "user", "content": prompt},
@@ -459,13 +495,15 @@ def _model(
         return [("model", f"model failed: {exc}", {})]
     out: list[Made] = []
     for k, reply in enumerate(replies, 1):
-        label = f"model sample {k} for {suspect.name}"
+        label = f"model sample {k} for {suspect.name}" + (" (round 2)" if base else "")
         try:
             edits = parse_edits(reply, default_path=suspect.path)
             if not edits:
                 raise EditError("no search-and-replace block in the reply", code="no-edit")
             originals = {
-                e.path: scratch.original_text(e.path) for e in edits if _readable(scratch, e.path)
+                e.path: base.get(e.path) or scratch.original_text(e.path)
+                for e in edits
+                if _readable(scratch, e.path)
             }
             # the model writes "\n": edit the text with "\n" line ends, then put the
             # file's own "\r\n" back
@@ -478,8 +516,24 @@ def _model(
         except EditError as exc:
             out.append(("model", f"{label}: {exc.reason}", {}))
             continue
-        out.append(("model", label, new))
+        # a second round's edit carries its first round's other files along
+        out.append(("model", label, {**base, **new}))
     return out
+
+
+_ROUND_TWO = (
+    "\n\nThe function above already holds an earlier change; with it the test still "
+    "fails, differently (the output above). Change the function as it is now.\n"
+)
+
+
+def _closer(found: Localization, attempt: Attempt) -> bool:
+    """Whether a candidate that still fails changed the failure in a way worth a second
+    round: the test now fails otherwise, and not because the edit broke the code."""
+    if attempt.outcome != "fails" or not attempt.failure:
+        return False
+    message = attempt.detail.strip()
+    return message != found.message[:300].strip() and not message.startswith(BROKEN)
 
 
 def _readable(scratch: Scratch, path: str) -> bool:
@@ -569,6 +623,7 @@ class Validator:
         if result is None or result.outcome in FAILING:
             attempt.outcome = "fails"
             attempt.detail = (result.message if result else "not run")[:300]
+            attempt.failure = result.longrepr if result else ""
             return None
         if result.outcome != "passed":
             attempt.outcome, attempt.detail = "fails", f"{test} {result.outcome}"

@@ -226,6 +226,38 @@ def test_model_edits_to_tests_or_special_cases_are_rejected(repo: Path, tmp_path
         assert any(reason in (c["detail"] + c["description"]) for c in model), model
 
 
+def test_an_edit_that_changes_the_failure_gets_a_second_round(repo: Path, tmp_path: Path):
+    """Round one drops the comma (the test now fails with 15000 != 150, not a ValueError):
+    the model is asked again from that edit, with the new failure, and fixes it."""
+    first = FIX_COMMA.replace('text.replace(",", ".")', 'text.replace(",", "")')
+    second = FIX_COMMA.replace(
+        '    whole, _, frac = text.partition(".")',
+        '    whole, _, frac = text.replace(",", "").partition(".")',
+    )
+    path = tmp_path / "rounds.json"
+    path.write_text(
+        json.dumps(
+            {
+                "responses": [
+                    # only the second round's prompt holds the earlier change and 15000
+                    {"match": "already holds an earlier change", "text": second},
+                    {"match": None, "text": first},
+                ]
+            }
+        )
+    )
+    test = "tests/test_seq.py::test_price_with_comma"
+    out = hone(repo, "--test", test, "--json", "--model", f"scripted:{path}",
+               "--samples", "1", "--no-templates")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    model = [(c["description"], c["outcome"]) for c in data["candidates"]]
+    assert model[0] == ("model sample 1 for parse_price", "fails"), model
+    assert "15000" in data["candidates"][0]["detail"]
+    assert ("model sample 1 for parse_price (round 2)", "fixed") in model
+    assert 'text.replace(",", ".")' in data["diff"] and 'replace(",", "")' not in data["diff"]
+
+
 def test_cli_exit_codes_for_passing_and_unknown_tests(repo: Path):
     assert hone(repo, "--test", "tests/test_seq.py::test_price", "--no-model").returncode == 3
     bad = hone(repo, "--test", "tests/test_seq.py::test_nope", "--no-model")
