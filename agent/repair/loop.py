@@ -59,7 +59,8 @@ AFTER_FIX = 5  # candidates tried after the first fix, for a smaller one (smalle
 FOLLOW_UPS = 2  # second model rounds (from an edit that changed the failure) per repair
 # A new failure that starts with one of these is a broken edit, not a step closer.
 BROKEN = ("NameError", "SyntaxError", "IndentationError", "ImportError", "ModuleNotFoundError")
-FIRST_TEMPLATES = 12  # a suspect's templates tried before the model's edits for it
+FIRST_TEMPLATES = 12  # a suspect's most plausible templates, tried early
+MODEL_SUSPECTS = 3  # the suspects the model is asked to edit
 MAX_TEST_FILES = 12  # test files that name a changed function, run to validate
 FAILURE_CHARS = 3000  # of the failure text in a model's prompt
 
@@ -211,13 +212,17 @@ def repair(
             suspect, make = queue.popleft()
             if budget.over() or len(fixes) >= MAX_FIXES or after_fix >= AFTER_FIX:
                 break
+            if fixes and getattr(make, "model", False):
+                continue  # after a fix, the (slow) model is not asked for more
             for source, description, files in make():
                 if files is None:  # the model was stopped: recorded, nothing to validate
                     attempts.append(Attempt(source, description, "timeout"))
                     continue
                 if budget.over() or len(fixes) >= MAX_FIXES or after_fix >= AFTER_FIX:
                     break
-                if fixes and _changed_lines(scratch, files) >= fixes[0].changed_lines:
+                if fixes and (
+                    not files or _changed_lines(scratch, files) >= fixes[0].changed_lines
+                ):
                     continue  # cannot be a smaller fix than the one found
                 after_fix += bool(fixes)
                 k = len(attempts) + 1
@@ -246,6 +251,7 @@ def repair(
                             budget.over, base=base, failure=a.failure,
                         )  # fmt: skip
 
+                    again.model = True  # type: ignore[attr-defined] - slow: skipped after a fix
                     queue.appendleft((suspect, again))
         changed = {p for f in fixes for p in f.files}
         # as the copy was made: --apply and the editor refuse files changed since
@@ -273,7 +279,7 @@ def repair(
 def backend_proposer(
     backend: Any,
     *,
-    max_new_tokens: int = 384,
+    max_new_tokens: int = 256,
     seed: int = 0,
     submit: Callable[[Callable[[Any], list[str]], Callable[[], bool]], list[str]] | None = None,
 ) -> Proposer:
@@ -351,11 +357,16 @@ def _candidates(
     test_source: str = "",
     stop: Callable[[], bool] | None = None,
 ) -> list[tuple[Suspect, Callable[[], Sequence[Made]]]]:
-    """Lazily made candidate lists, in the order they are tried: for each suspect, best
-    first, its most plausible templates, then (for the first three) the model's edits,
-    then the rest of its templates."""
+    """Lazily made candidate lists, in the order they are tried: the most plausible
+    templates of the first two suspects, the model's edits of the first, the templates of
+    the third, the model's edits of the second and third, the first templates of the rest,
+    then the remaining templates of each. (Templates are quick to try and fix most
+    single-point faults; the model is slow on a CPU, so it comes once the likeliest
+    templates have had their turn.)"""
     hot = _hot_lines(found)
-    steps: list[tuple[Suspect, Callable[[], Sequence[Made]]]] = []
+    first: list[tuple[Suspect, Callable[[], Sequence[Made]]]] = []
+    models: list[tuple[Suspect, Callable[[], Sequence[Made]]]] = []
+    rest: list[tuple[Suspect, Callable[[], Sequence[Made]]]] = []
     for i, suspect in enumerate(found.functions[:SUSPECTS]):
         made: dict[str, list[Made]] = {}
 
@@ -364,16 +375,21 @@ def _candidates(
                 cache["all"] = _templates(scratch, s, hot.get(s.path, {})) if use_templates else []
             return cache["all"]
 
-        steps.append((suspect, lambda t=templates: t()[:FIRST_TEMPLATES]))
-        if propose is not None and i < 3:
+        first.append((suspect, lambda t=templates: t()[:FIRST_TEMPLATES]))
+        if propose is not None and i < MODEL_SUSPECTS:
 
             def model(s: Suspect = suspect) -> list[Made]:
                 return _model(scratch, found, s, propose, samples, test_source, stop)
 
             model.model = True  # type: ignore[attr-defined] - counted as samples by _count
-            steps.append((suspect, model))
-        steps.append((suspect, lambda t=templates: t()[FIRST_TEMPLATES:]))
-    return steps
+            models.append((suspect, model))
+        rest.append((suspect, lambda t=templates: t()[FIRST_TEMPLATES:]))
+    return [*first[:2], *models[:1], *first[2:3], *models[1:], *first[3:], *rest]
+
+
+def best_lines(fixes: Sequence[Fix]) -> int:
+    """The fewest lines a fix found so far changes."""
+    return min(f.changed_lines for f in fixes)
 
 
 def _count(

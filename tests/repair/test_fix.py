@@ -114,8 +114,7 @@ def test_a_template_fix_is_validated_and_the_smallest_ranks_first(repo: Path):
     assert "+    return items[len(items) - n :]" in report.diff
     # validated on the failing test's file and the other test file that names the function
     assert report.fixes[0].validated_with == ["tests/test_other.py", "tests/test_seq.py"]
-    outcomes = {a.outcome for a in report.candidates}
-    assert "fixed" in outcomes and "fails" in outcomes
+    assert report.candidates[-1].outcome == "fixed"  # nothing as small is left after it
     assert tree(repo) == before  # nothing written without --apply
     assert "last_items" in report.explanation and "passes" in report.explanation
     # not written over a file edited since the copy was made
