@@ -25,7 +25,8 @@ within the kind (the kind's prior and the hot lines are applied by the ranking i
   same position (the same argument of the same callee, the same side of the same
   operator...), of the same apparent kind (indexed like a container, used as an index
   or in arithmetic, with the same attributes) and bound before the site.
-- ``return``: ``return E`` -> ``return <local>`` (the locals bound nearest before the
+- ``return``: a dropped call at the end of a block, in a function that returns values,
+  -> ``return <call>``; ``return E`` -> ``return <local>`` (the locals bound nearest before the
   return first), a bare ``return`` -> ``return <local>``, and for a function that
   falls off its end: ``return <local>`` appended, the last computed local first.
 - ``sibling-statement``: a statement (an assignment, a call, ``break``, ``continue``,
@@ -180,8 +181,22 @@ _COMPARISON = {
 }
 _COMPARISON_FLIP = {"<": ">", ">": "<", "<=": ">=", ">=": "<="}
 _NEGATABLE = {"==", "!=", "is", "is not", "in", "not in"}
-_ARITHMETIC = {"+": ("-",), "-": ("+",), "*": ("/",), "/": ("//", "*"), "//": ("/",)}
-_AUGMENTED = {"+=": ("-=",), "-=": ("+=",), "*=": ("/=",), "/=": ("//=", "*="), "//=": ("/=",)}
+_ARITHMETIC = {
+    "+": ("-",),
+    "-": ("+",),
+    "*": ("/",),
+    "/": ("//", "*"),
+    "//": ("/", "%"),  # quotient and remainder: a common mix-up in integer arithmetic
+    "%": ("//",),
+}
+_AUGMENTED = {
+    "+=": ("-=",),
+    "-=": ("+=",),
+    "*=": ("/=",),
+    "/=": ("//=", "*="),
+    "//=": ("/=", "%="),
+    "%=": ("//=",),
+}
 _BOOLEAN = {"and": "or", "or": "and"}
 _SEQUENCE_LITERALS = {
     "string",
@@ -656,6 +671,27 @@ def _recent_locals(info: _Locals, row: int, *, params: bool = True) -> list[str]
     return ordered
 
 
+# Calls whose value is dropped on purpose: never turned into `return <call>`.
+_DROPPED_CALLS = {
+    "print", "setattr", "delattr", "exec", "super", "warn", "append", "extend", "insert",
+    "remove", "add", "discard", "update", "sort", "reverse", "clear", "write", "close",
+    "flush", "put", "sleep", "join", "start", "wait", "send", "emit",
+}  # fmt: skip
+
+
+def _descendants(node: tree_sitter.Node) -> Iterator[tree_sitter.Node]:
+    stack = [node]
+    while stack:
+        here = stack.pop()
+        yield here
+        stack.extend(reversed(here.named_children))
+
+
+def _short(text: str, limit: int = 40) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _returns(
     fn: FunctionText, caps: Mapping[str, list[tree_sitter.Node]], info: _Locals
 ) -> Iterator[Mutation]:
@@ -682,6 +718,22 @@ def _returns(
                 yield Mutation("return", value.start_byte, value.end_byte, name, weight)
             else:
                 yield Mutation("return", ret.start_byte, ret.end_byte, f"return {name}", weight)
+    if valued:  # a function that returns values: a call whose value is dropped at the end
+        # of a block is often a missing `return` (`re.sub(...)` for `return re.sub(...)`)
+        for node in _descendants(fn.node):
+            if node.type != "expression_statement" or not own(node):
+                continue
+            parent = node.parent
+            if parent is None or parent.type != "block" or node.next_named_sibling is not None:
+                continue
+            value = _value(node)
+            if value is None or value.type != "call" or _callee(fn, value) in _DROPPED_CALLS:
+                continue
+            text = fn.text_of(node)
+            yield Mutation(
+                "return", node.start_byte, node.start_byte, "return ", 0.9,
+                f"`{_short(text)}` -> `return {_short(text)}`",
+            )  # fmt: skip
     name_node = fn.node.child_by_field_name("name")
     body = fn.node.child_by_field_name("body")
     statements = named_children(body) if body is not None else []

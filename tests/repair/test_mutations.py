@@ -506,6 +506,33 @@ def test_return_templates() -> None:
         assert not any("return b" in t for t in applied(body, name)), body
 
 
+def test_a_dropped_call_at_the_end_of_a_branch_becomes_a_return() -> None:
+    source = src(
+        """
+        def camel(text, upper=True):
+            if upper:
+                text.title()
+            else:
+                return text.lower()
+        """
+    )
+    fixed = source.replace("        text.title()", "        return text.title()")
+    assert applied(source, "camel")[fixed] == "return"
+    assert run(fixed, "camel")("ab") == "Ab" and run(source, "camel")("ab") is None
+    # not a call kept for its effect, nor in a function that returns nothing
+    kept = "def f(xs):\n    out = []\n    for x in xs:\n        out.append(x)\n    return out\n"
+    assert "return out.append(x)" not in "".join(applied(kept))
+    plain = "def f(log):\n    log.info('x')\n"
+    assert "return log.info" not in "".join(applied(plain))
+
+
+def test_quotient_and_remainder_are_swapped() -> None:
+    source = "def last_digit(n):\n    return n // 10\n"
+    fixed = "def last_digit(n):\n    return n % 10\n"
+    assert applied(source, "last_digit")[fixed] == "arithmetic"
+    assert applied(fixed, "last_digit")[source] == "arithmetic"
+
+
 def test_sibling_statements_copy_jumps_and_assignments() -> None:
     source = src(
         """
