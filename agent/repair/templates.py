@@ -25,10 +25,11 @@ within the kind (the kind's prior and the hot lines are applied by the ranking i
   same position (the same argument of the same callee, the same side of the same
   operator...), of the same apparent kind (indexed like a container, used as an index
   or in arithmetic, with the same attributes) and bound before the site.
-- ``return``: a dropped call at the end of a block, in a function that returns values,
-  -> ``return <call>``; ``return E`` -> ``return <local>`` (the locals bound nearest before the
-  return first), a bare ``return`` -> ``return <local>``, and for a function that
-  falls off its end: ``return <local>`` appended, the last computed local first.
+- ``return``: a value dropped at the end of a block (a call, an operation, a name...), in
+  a function that returns values, -> ``return <value>``; ``return E`` -> ``return <local>``
+  (the locals bound nearest before the return first), a bare ``return`` ->
+  ``return <local>``, and for a function that falls off its end: ``return <local>``
+  appended, the last computed local first.
 - ``sibling-statement``: a statement (an assignment, a call, ``break``, ``continue``,
   ``return``, ``raise``...) that one branch of an if/elif/else or try/except has and
   a sibling branch lacks is copied into it: at the end when it ends its own branch
@@ -679,6 +680,35 @@ _DROPPED_CALLS = {
 }  # fmt: skip
 
 
+# Expression statements whose value a missing `return` may have dropped, and how
+# plausible that is: a computed value nobody keeps is almost always one; a call may be
+# kept for its effect.
+_VALUES = {
+    "call": 0.9,
+    "binary_operator": 1.0,
+    "boolean_operator": 1.0,
+    "comparison_operator": 1.0,
+    "conditional_expression": 1.0,
+    "not_operator": 1.0,
+    "unary_operator": 1.0,
+    "subscript": 1.0,
+    "attribute": 0.8,
+    "identifier": 0.8,
+    "list": 0.8,
+    "tuple": 0.8,
+    "dictionary": 0.8,
+    "set": 0.8,
+    "list_comprehension": 1.0,
+    "dictionary_comprehension": 1.0,
+    "set_comprehension": 1.0,
+    "generator_expression": 1.0,
+    "integer": 0.6,
+    "true": 0.6,
+    "false": 0.6,
+    "none": 0.6,
+}
+
+
 def _descendants(node: tree_sitter.Node) -> Iterator[tree_sitter.Node]:
     stack = [node]
     while stack:
@@ -718,8 +748,8 @@ def _returns(
                 yield Mutation("return", value.start_byte, value.end_byte, name, weight)
             else:
                 yield Mutation("return", ret.start_byte, ret.end_byte, f"return {name}", weight)
-    if valued:  # a function that returns values: a call whose value is dropped at the end
-        # of a block is often a missing `return` (`re.sub(...)` for `return re.sub(...)`)
+    if valued:  # a function that returns values: a value dropped at the end of a block is
+        # often a missing `return` (`re.sub(...)` for `return re.sub(...)`)
         for node in _descendants(fn.node):
             if node.type != "expression_statement" or not own(node):
                 continue
@@ -727,11 +757,13 @@ def _returns(
             if parent is None or parent.type != "block" or node.next_named_sibling is not None:
                 continue
             value = _value(node)
-            if value is None or value.type != "call" or _callee(fn, value) in _DROPPED_CALLS:
+            if value is None or value.type not in _VALUES:
+                continue
+            if value.type == "call" and _callee(fn, value) in _DROPPED_CALLS:
                 continue
             text = fn.text_of(node)
             yield Mutation(
-                "return", node.start_byte, node.start_byte, "return ", 0.9,
+                "return", node.start_byte, node.start_byte, "return ", _VALUES[value.type],
                 f"`{_short(text)}` -> `return {_short(text)}`",
             )  # fmt: skip
     name_node = fn.node.child_by_field_name("name")

@@ -519,6 +519,10 @@ def test_a_dropped_call_at_the_end_of_a_branch_becomes_a_return() -> None:
     fixed = source.replace("        text.title()", "        return text.title()")
     assert applied(source, "camel")[fixed] == "return"
     assert run(fixed, "camel")("ab") == "Ab" and run(source, "camel")("ab") is None
+    # a computed value dropped the same way
+    expr = source.replace("text.title()", "text[0].upper() + text[1:]")
+    fixed = expr.replace("        text[0]", "        return text[0]")
+    assert applied(expr, "camel")[fixed] == "return"
     # not a call kept for its effect, nor in a function that returns nothing
     kept = "def f(xs):\n    out = []\n    for x in xs:\n        out.append(x)\n    return out\n"
     assert "return out.append(x)" not in "".join(applied(kept))
