@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bugs as bugset  # noqa: E402
 from bench_latency import emit, machine, pct  # noqa: E402
-from eval_completion import bootstrap  # noqa: E402
+from eval_localize import rate  # noqa: E402
 from hone.agent.repair.localize import LocalizeError  # noqa: E402
 from hone.agent.repair.loop import FixReport, backend_proposer, repair  # noqa: E402
 from hone.agent.repair.runner import run_tests  # noqa: E402
@@ -136,10 +136,6 @@ def evaluate(bug: dict, sources: Path, budget: float, propose, samples: int) -> 
 
 def _outcomes(report: FixReport) -> set[str]:
     return {a.outcome for a in report.candidates}
-
-
-def rate(values: list[float], rng: random.Random) -> dict:
-    return {"mean": round(statistics.fmean(values), 3), "ci95": bootstrap(values, rng)}
 
 
 def summarise(rows: list[dict], budget: float) -> dict:

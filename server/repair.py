@@ -245,6 +245,39 @@ class RepairCommands:
             job.stop()  # $/cancelRequest: the thread's test process is killed
             raise
 
+    async def execute(
+        self,
+        title: str,
+        work: Callable[[Job, Callable[[str, int | None], None]], T],
+        arg: dict[str, Any],
+        answer: dict[str, Any],
+        what: str,
+        described: Callable[[T, Job], None],
+    ) -> T | None:
+        """Run ``work`` as the command's job (:meth:`run`); ``described(result, job)`` puts
+        its status and message into ``answer``. None, with ``answer`` filled, when the test
+        passes or ``what`` (``the repair``, ``localizing``) was cancelled; CommandFailed when
+        the test cannot be run. The job's progress ends with ``answer``'s message."""
+        test = answer["test"]
+        job = self.start(title)
+        try:
+            result = await self.run(job, work, arg.get("_workDoneToken"))
+            described(result, job)
+            return result
+        except TestPasses as exc:
+            answer.update(status="passes", message=f"hone: {test} passes already ({exc})")
+        except (RunCancelled, Cancelled):
+            answer.update(status="cancelled", message=f"hone: {what} was cancelled")
+        except (LocalizeError, RunnerError, WorkspaceError) as exc:
+            answer["message"] = _cannot_run(test, exc)
+            raise CommandFailed(answer["message"]) from None
+        except asyncio.CancelledError:
+            answer["message"] = f"hone: {what} was cancelled"
+            raise
+        finally:
+            self.finish(job, answer.get("message", ""))
+        return None
+
     async def _begin(self, job: Job, token: Any) -> Any:
         progress = self.server.work_done_progress
         if token is None:
@@ -334,29 +367,16 @@ class RepairCommands:
         answer: dict[str, Any] = {"test": target.test, "fixed": False, "explanation": ""}
         answer.update(diff="", source="", fixId=None, applied=False, candidates=[])
         answer.update(localization=[])
-        job = self.start(title)
-        try:
-            report = await self.run(job, work, arg.get("_workDoneToken"))
+
+        def described(report: FixReport, job: Job) -> None:
             answer.update(report.as_json())
             answer["status"] = "fixed" if report.fixed else "not-fixed"
             answer["message"] = _summary(report)
             if job.cancel.is_set() and not report.fixed:
                 answer.update(status="cancelled", message="hone: the repair was cancelled")
-        except TestPasses as exc:
-            answer.update(status="passes", message=f"hone: {target.test} passes already ({exc})")
-            return answer
-        except (RunCancelled, Cancelled):
-            answer.update(status="cancelled", message="hone: the repair was cancelled")
-            return answer
-        except (LocalizeError, RunnerError, WorkspaceError) as exc:
-            answer["message"] = _cannot_run(target.test, exc)
-            raise CommandFailed(answer["message"]) from None
-        except asyncio.CancelledError:
-            answer["message"] = "hone: the repair was cancelled"
-            raise
-        finally:
-            self.finish(job, answer.get("message", ""))
-        if not report.fixed:
+
+        report = await self.execute(title, work, arg, answer, "the repair", described)
+        if report is None or not report.fixed:
             return answer
         fix_id = f"fix-{next(self._ids)}"
         self.fixes[fix_id] = PendingFix(report, target.root, versions)
@@ -450,9 +470,8 @@ class RepairCommands:
                 )
 
         answer: dict[str, Any] = {"test": target.test, "outcome": "", "functions": []}
-        job = self.start(f"hone: localize {target.test.rsplit('::', 1)[-1]}")
-        try:
-            found = await self.run(job, work, arg.get("_workDoneToken"))
+
+        def described(found: Localization, _job: Job) -> None:
             best = found.functions[0] if found.functions else None
             answer.update(status="localized", outcome=found.outcome)
             answer["message"] = (
@@ -461,20 +480,11 @@ class RepairCommands:
                 if best
                 else f"hone: {target.test} {found.outcome}; no function of the repository ran"
             )
-        except TestPasses as exc:
-            answer.update(status="passes", message=f"hone: {target.test} passes already ({exc})")
+
+        title = f"hone: localize {target.test.rsplit('::', 1)[-1]}"
+        found = await self.execute(title, work, arg, answer, "localizing", described)
+        if found is None:
             return answer
-        except RunCancelled:
-            answer.update(status="cancelled", message="hone: localizing was cancelled")
-            return answer
-        except (LocalizeError, RunnerError, WorkspaceError) as exc:
-            answer["message"] = _cannot_run(target.test, exc)
-            raise CommandFailed(answer["message"]) from None
-        except asyncio.CancelledError:
-            answer["message"] = "hone: localizing was cancelled"
-            raise
-        finally:
-            self.finish(job, answer.get("message", ""))
         functions = []
         for suspect in found.functions:
             item = suspect.as_json()

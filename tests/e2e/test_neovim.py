@@ -109,6 +109,75 @@ def _kill_group(pgid: int, grace_s: float) -> None:
         pass
 
 
+def launch(
+    nvim: str,
+    tmp_path: Path,
+    *,
+    cwd: Path,
+    file: Path,
+    driver: str,
+    setup: dict[str, Any],
+    scenario: dict[str, Any],
+    timeout_s: float,
+    position_encodings: list[str] | None = None,
+    env_overrides: dict[str, str | None] | None = None,
+) -> NvimRun:
+    """Headless Neovim with the plugin (``setup``) on ``file``, playing ``scenario`` with the
+    driver script ``driver`` (in tests/e2e/nvim); its own XDG folders under ``tmp_path``,
+    its result in ``tmp_path/result.json``, the server's log expected in
+    ``tmp_path/hone-server.log`` (``setup``'s command names it). The editor's process group
+    is killed at the end, or at ``timeout_s``."""
+    result_path = tmp_path / "result.json"
+    nvim_out = tmp_path / "nvim.out"
+    env = dict(os.environ)
+    for sub in ("config", "data", "state", "cache"):
+        env[f"XDG_{sub.upper()}_HOME"] = str(tmp_path / "xdg" / sub)
+    env.setdefault("HONE_CACHE_DIR", str(REPO / ".hone-cache"))
+    env.update(
+        HONE_NVIM_PLUGIN=str(PLUGIN),
+        HONE_NVIM_SETUP=json.dumps(setup),
+        HONE_NVIM_SCENARIO=json.dumps(scenario),
+        HONE_NVIM_RESULT=str(result_path),
+        HONE_NVIM_POSITION_ENCODINGS=json.dumps(position_encodings) if position_encodings else "",
+    )
+    for key, value in (env_overrides or {}).items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    argv = [
+        nvim, "--headless", "--clean", "-n", "-u", str(FIXTURES / "init.lua"), str(file),
+        "-c", f"luafile {FIXTURES / driver}",
+    ]  # fmt: skip
+    timed_out = False
+    with nvim_out.open("wb") as out:
+        proc = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+        finally:
+            _kill_group(proc.pid, grace_s=0 if timed_out else 5)
+            proc.wait(timeout=30)
+
+    text = _read(result_path)
+    result = json.loads(text) if text else {"ok": False, "error": "driver wrote no result"}
+    logs = {
+        "nvim output": _read(nvim_out),
+        "hone server log": _read(tmp_path / "hone-server.log"),
+        "nvim lsp.log": _read(tmp_path / "xdg" / "state" / "nvim" / "lsp.log"),
+    }
+    return NvimRun(result, proc.returncode, timed_out, logs)
+
+
 def run_nvim(
     nvim: str,
     tmp_path: Path,
@@ -129,9 +198,7 @@ def run_nvim(
     (project / "pyproject.toml").write_text('[project]\nname = "demo"\n')
     target = project / "demo.py"
     target.write_text(source)
-    result_path = tmp_path / "result.json"
-    server_log = tmp_path / "hone-server.log"
-    nvim_out = tmp_path / "nvim.out"
+    server_log = tmp_path / "hone-server.log"  # where launch() reads it from
 
     setup = {
         "cmd": server_cmd() + ["--log-file", str(server_log), "-v", *server_args],
@@ -148,63 +215,19 @@ def run_nvim(
         "ghost_timeout_ms": ghost_timeout_ms,
         "max_retriggers": max_retriggers,
     }
-    env = dict(os.environ)
-    for sub in ("config", "data", "state", "cache"):
-        env[f"XDG_{sub.upper()}_HOME"] = str(tmp_path / "xdg" / sub)
-    env.setdefault("HONE_CACHE_DIR", str(REPO / ".hone-cache"))
-    env.update(
-        HONE_NVIM_PLUGIN=str(PLUGIN),
-        HONE_NVIM_SETUP=json.dumps(setup),
-        HONE_NVIM_SCENARIO=json.dumps(scenario),
-        HONE_NVIM_RESULT=str(result_path),
-        HONE_NVIM_POSITION_ENCODINGS=json.dumps(position_encodings) if position_encodings else "",
-    )
-    for key, value in (env_overrides or {}).items():
-        if value is None:
-            env.pop(key, None)
-        else:
-            env[key] = value
-
-    argv = [
+    return launch(
         nvim,
-        "--headless",
-        "--clean",
-        "-n",
-        "-u",
-        str(FIXTURES / "init.lua"),
-        str(target),
-        "-c",
-        f"luafile {FIXTURES / 'driver.lua'}",
-    ]
-    # The driver quits by itself well before this; the margin covers startup and shutdown.
-    timeout_s = (attach_timeout_ms + ghost_timeout_ms) / 1000 + 30
-    timed_out = False
-    with nvim_out.open("wb") as out:
-        proc = subprocess.Popen(
-            argv,
-            cwd=project,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-        finally:
-            _kill_group(proc.pid, grace_s=0 if timed_out else 5)
-            proc.wait(timeout=30)
-
-    text = _read(result_path)
-    result = json.loads(text) if text else {"ok": False, "error": "driver wrote no result"}
-    logs = {
-        "nvim output": _read(nvim_out),
-        "hone server log": _read(server_log),
-        "nvim lsp.log": _read(tmp_path / "xdg" / "state" / "nvim" / "lsp.log"),
-    }
-    return NvimRun(result, proc.returncode, timed_out, logs)
+        tmp_path,
+        cwd=project,
+        file=target,
+        driver="driver.lua",
+        setup=setup,
+        scenario=scenario,
+        # The driver quits by itself well before this; the margin covers startup and shutdown.
+        timeout_s=(attach_timeout_ms + ghost_timeout_ms) / 1000 + 30,
+        position_encodings=position_encodings,
+        env_overrides=env_overrides,
+    )
 
 
 def insert_at_end_of_line(lines: list[str], line: int, text: str) -> list[str]:

@@ -13,9 +13,6 @@ so a fix takes seconds and needs no model.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,7 +20,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import git, write, write_script
-from tests.e2e.test_neovim import NvimRun, _kill_group, _read, find_nvim, nvim_version
+from tests.e2e.test_neovim import NvimRun, find_nvim, launch, nvim_version
 
 pytestmark = pytest.mark.editor
 
@@ -86,9 +83,7 @@ def run_nvim(
 ) -> NvimRun:
     """Open the fixture repository's test file in headless Neovim and play `scenario`."""
     project = make_repo(tmp_path / "project")
-    result_path = tmp_path / "result.json"
-    server_log = tmp_path / "hone-server.log"
-    nvim_out = tmp_path / "nvim.out"
+    server_log = tmp_path / "hone-server.log"  # where launch() reads it from
     model = write_script(tmp_path / "scripted.json", "pass\n")
 
     setup = {
@@ -108,59 +103,20 @@ def run_nvim(
         "run_timeout_ms": run_timeout_ms,
         **scenario,
     }
-    env = dict(os.environ)
-    for sub in ("config", "data", "state", "cache"):
-        env[f"XDG_{sub.upper()}_HOME"] = str(tmp_path / "xdg" / sub)
-    env.setdefault("HONE_CACHE_DIR", str(REPO / ".hone-cache"))
-    env.update(
-        HONE_NVIM_PLUGIN=str(PLUGIN),
-        HONE_NVIM_SETUP=json.dumps(setup),
-        HONE_NVIM_SCENARIO=json.dumps(scenario),
-        HONE_NVIM_RESULT=str(result_path),
-        HONE_NVIM_POSITION_ENCODINGS="",
-    )
-    argv = [
-        nvim,
-        "--headless",
-        "--clean",
-        "-n",
-        "-u",
-        str(FIXTURES / "init.lua"),
-        TEST_FILE,
-        "-c",
-        f"luafile {FIXTURES / 'repair_driver.lua'}",
-    ]
     # The driver's own watchdog fires well before this; the margin covers startup and shutdown.
-    timeout_s = (2 * attach_timeout_ms + run_timeout_ms) / 1000 + 60
-    timed_out = False
-    with nvim_out.open("wb") as out:
-        proc = subprocess.Popen(
-            argv,
-            cwd=project,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-        finally:
-            _kill_group(proc.pid, grace_s=0 if timed_out else 5)
-            proc.wait(timeout=30)
-
-    text = _read(result_path)
-    result = json.loads(text) if text else {"ok": False, "error": "driver wrote no result"}
-    logs = {
-        "nvim output": _read(nvim_out),
-        "hone server log": _read(server_log),
-        "nvim lsp.log": _read(tmp_path / "xdg" / "state" / "nvim" / "lsp.log"),
-    }
-    run = NvimRun(result, proc.returncode, timed_out, logs)
+    run = launch(
+        nvim,
+        tmp_path,
+        cwd=project,
+        file=Path(TEST_FILE),  # relative to cwd, as a user opens it
+        driver="repair_driver.lua",
+        setup=setup,
+        scenario=scenario,
+        timeout_s=(2 * attach_timeout_ms + run_timeout_ms) / 1000 + 60,
+    )
+    result = run.result
     assert result.get("ok"), result.get("error", "") + "\n" + run.report()
-    assert not timed_out, run.report()
+    assert not run.timed_out, run.report()
     # The options the plugin sent (runCode, repairModel, python, ...) were all understood.
     assert not [m for m in result["server_messages"] if "unknown" in str(m).lower()], run.report()
     return run
