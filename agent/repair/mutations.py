@@ -42,6 +42,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import tree_sitter
+from hone.agent.repair.ingredients import module_facts
 from hone.agent.repair.templates import FunctionText, Mutation, generate, named_children, short
 from hone.retrieval.syntax import language_for_path, language_object, parser_for
 
@@ -59,6 +60,11 @@ PRIORS: dict[str, float] = {
     "return": 0.6,
     "swap-args": 0.5,
     "sibling-statement": 0.5,
+    # replacements taken from the rest of the module (ingredients.py): many per site
+    "call": 0.45,
+    "constant": 0.4,
+    "attribute": 0.4,
+    "insert-statement": 0.35,
 }
 KINDS = tuple(PRIORS)
 HOT_BOOST = 2.0  # the hottest line's candidates score (1 + HOT_BOOST) times higher
@@ -329,7 +335,7 @@ def mutations(
     hot = _hot(hot_lines)
     checker = _Checker(fn)
     ranked = []
-    for mut in generate(fn, query):
+    for mut in generate(fn, query, module_facts(source)):
         line = fn.line(mut.start)
         ranked.append((PRIORS[mut.kind] * mut.weight * hot(line), line, mut))
     ranked.sort(key=lambda item: (-item[0], item[1], item[2].start, item[2].replacement))

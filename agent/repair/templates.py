@@ -44,10 +44,13 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import tree_sitter
 from hone.retrieval.syntax import parser_for
+
+if TYPE_CHECKING:
+    from hone.agent.repair.ingredients import ModuleFacts
 
 __all__ = [
     "RETURN_FANOUT",
@@ -903,8 +906,12 @@ def short(text: str, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def generate(fn: FunctionText, query: tree_sitter.Query) -> Iterator[Mutation]:
-    """Every mutation of every template, unranked and unchecked."""
+def generate(
+    fn: FunctionText, query: tree_sitter.Query, module: ModuleFacts | None = None
+) -> Iterator[Mutation]:
+    """Every mutation of every template, unranked and unchecked; with ``module`` (the
+    facts of the whole file, :func:`.ingredients.module_facts`), also the templates that
+    take their replacement from the rest of the module (:mod:`.ingredients`)."""
     caps = _captures(fn, query)
     info = _locals(fn, caps)
     yield from _comparisons(fn, caps)
@@ -916,3 +923,10 @@ def generate(fn: FunctionText, query: tree_sitter.Query) -> Iterator[Mutation]:
     yield from _returns(fn, caps, info)
     yield from _swap_args(fn, caps)
     yield from _sibling_statements(fn, caps)
+    if module is not None:
+        from hone.agent.repair import ingredients
+
+        yield from ingredients.constants(fn, module)
+        yield from ingredients.calls(fn, module)
+        yield from ingredients.attributes(fn, module)
+        yield from ingredients.statements(fn, module)

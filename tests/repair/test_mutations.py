@@ -14,6 +14,7 @@ import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace as NS
 
 import pytest
 from hone.agent.repair import mutations as mutations_module
@@ -229,6 +230,78 @@ def tally(tokens):
         lambda f: f(["a", "1"]) == (1, 1, ["a", "1"]),
         25,
     ),
+    # The templates that take the replacement from the rest of the module (ingredients.py)
+    "constant-from-the-module": (
+        "escape",
+        """
+ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+
+
+def escape(text):
+    \"\"\"HTML-escape: `&` first, so that the other escapes are not escaped again.\"\"\"
+    text = text.replace("&", "&amp;")
+    text = text.replace("<", "&lt;")
+    text = text.replace(">", "&lt;")
+    return text
+""",
+        '    text = text.replace(">", "&lt;")',
+        '    text = text.replace(">", "&gt;")',
+        lambda f: f("a<b>&") == "a&lt;b&gt;&amp;",
+        6,
+    ),
+    "call-of-a-sibling-function": (
+        "skew",
+        """
+def mean(values):
+    return sum(values) / len(values)
+
+
+def median(values):
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[mid]
+    return mean(ordered[mid - 1 : mid + 1])
+
+
+def skew(values):
+    \"\"\"How far the mean lies above the median.\"\"\"
+    return mean(values) - mean(values)
+""",
+        "    return mean(values) - mean(values)",
+        "    return mean(values) - median(values)",
+        lambda f: f([1, 2, 9]) == 2.0 and f([4]) == 0,
+        6,
+    ),
+    "call-of-the-opposite-method": (
+        "snake_case",
+        """
+def snake_case(words):
+    return "_".join(word.upper() for word in words)
+""",
+        '    return "_".join(word.upper() for word in words)',
+        '    return "_".join(word.lower() for word in words)',
+        lambda f: f(["Ab", "C"]) == "ab_c",
+        3,
+    ),
+    "attribute-read-off-the-same-name": (
+        "overlap",
+        """
+def overlap(a, b):
+    \"\"\"The length of the overlap of two intervals (with `start` and `end`).\"\"\"
+    lo = max(a.start, b.start)
+    hi = min(a.end, b.start)
+    return max(0, hi - lo)
+
+
+def contains(a, x):
+    return a.start <= x < a.end
+""",
+        "    hi = min(a.end, b.start)",
+        "    hi = min(a.end, b.end)",
+        lambda f: f(NS(start=0, end=5), NS(start=3, end=10)) == 2,
+        40,  # with no hot lines: every variable of the three lines ranks higher
+    ),
 }
 
 
@@ -244,7 +317,7 @@ def test_the_fix_of_a_real_bug_is_a_candidate_at_a_reasonable_rank(case: str) ->
     found = candidates_for(source, name)
     ranks = [i for i, c in enumerate(found) if c.apply(source) == expected]
     assert ranks, f"the fix is not among {[c.description for c in found]}"
-    assert ranks[0] < max_rank, [c.description for c in found[: ranks[0] + 1]]
+    assert ranks[0] < max_rank, ([c.description for c in found[: ranks[0] + 1]], ranks[0])
     fix = found[ranks[0]]
     assert fix.kind in case
     assert fix.description.startswith(f"line {fix.line}: ")
@@ -630,7 +703,9 @@ def test_rewrites_that_do_not_parse_are_dropped(monkeypatch: pytest.MonkeyPatch)
         Mutation("comparison", lt, lt + 1, "==", 0.1, "kept"),  # a valid one
     ]
     real = mutations_module.generate
-    monkeypatch.setattr(mutations_module, "generate", lambda fn, query: [*bogus, *real(fn, query)])
+    monkeypatch.setattr(
+        mutations_module, "generate", lambda fn, query, module=None: [*bogus, *real(fn, query)]
+    )
     found = mutations(source, "m.py", 1, 5, limit=1000)
     assert any(c.description == "line 3: kept" for c in found)
     for c in found:
