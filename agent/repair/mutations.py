@@ -4,8 +4,9 @@
 sites with the tree-sitter query ``queries/python-mutations.scm`` and rewrites each
 site with the templates of :mod:`hone.agent.repair.templates` (comparison,
 arithmetic, boolean, off-by-one, negation, swap-args, variable, return,
-sibling-statement: the list is in that module's docstring), one change per
-candidate.
+sibling-statement: the list is in that module's docstring) and those of
+:mod:`hone.agent.repair.ingredients`, whose replacements come from the rest of the
+file (constant, call, attribute, insert-statement), one change per candidate.
 
 Ranking: ``score = PRIORS[kind] * weight * hot``. The prior per kind follows what
 studies of one-statement bug fixes report as most frequent (Pan, Kim and Whitehead,
@@ -15,7 +16,8 @@ Karampatsis and Sutton's ManySStuBs4J, 2020; the QuixBugs benchmark, Lin et al.
 are its commonest defect classes): comparisons, off-by-one and negations first;
 operators next; wrong variables and returns after them, because each site offers
 several alternatives of which at most one is right; swapped arguments and missing
-statements last. ``weight`` (0-1] orders the alternatives within a kind (a literal
+statements after those; the module's ingredients last (each site offers the most
+alternatives, taken from elsewhere). ``weight`` (0-1] orders the alternatives within a kind (a literal
 used as a bound over one used elsewhere, the most similar variable, ...). ``hot`` is
 1 off ``hot_lines`` and ``1 + HOT_BOOST * w / max(w)`` on a hot line of weight ``w``
 (a line the failing test runs, a traceback frame's line): a site on the hottest line

@@ -33,8 +33,39 @@ SKIP_DIRS = frozenset(
 MAX_FILE_BYTES = 50_000_000
 
 
+PREFIX = "hone-fix-"
+OWNER = ".hone-owner"  # in each copy's folder: the process id that made it
+
+
 class WorkspaceError(Exception):
     pass
+
+
+def sweep(parent: Path | None = None) -> list[Path]:
+    """Remove the scratch copies whose process is gone (a server or ``hone fix`` killed
+    mid-repair cannot clean up after itself); only folders named like ours that hold an
+    owner file naming a dead process. Returns the folders removed."""
+    removed = []
+    for folder in Path(parent or tempfile.gettempdir()).glob(PREFIX + "*"):
+        try:
+            pid = int((folder / OWNER).read_text(encoding="ascii").strip())
+        except (OSError, ValueError):
+            continue  # not ours, or still being made
+        if pid == os.getpid() or _alive(pid):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, another user's
+    return True
 
 
 def _is_venv(folder: Path) -> bool:
@@ -107,7 +138,9 @@ class Scratch:
         self._disk: dict[str, str] = {}  # content hash on disk of each overlaid file
 
     def __enter__(self) -> Scratch:
-        self._tmp = tempfile.TemporaryDirectory(prefix="hone-fix-", dir=self._parent)
+        sweep(self._parent)
+        self._tmp = tempfile.TemporaryDirectory(prefix=PREFIX, dir=self._parent)
+        Path(self._tmp.name, OWNER).write_text(str(os.getpid()), encoding="ascii")
         self.root = Path(self._tmp.name) / self.source.name
         try:
             self._copy()
@@ -206,4 +239,4 @@ class Scratch:
         return {"PYTHONPATH": path}
 
 
-__all__ = ["Scratch", "WorkspaceError", "digest", "repository_files"]
+__all__ = ["Scratch", "WorkspaceError", "digest", "repository_files", "sweep"]

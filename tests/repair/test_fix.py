@@ -106,6 +106,28 @@ def test_the_scratch_copy_is_the_working_tree_with_the_editors_buffers(repo: Pat
     assert "lib/extra.py" in repository_files(repo)
 
 
+def test_a_copy_left_by_a_killed_process_is_removed_by_the_next_one(repo: Path, tmp_path: Path):
+    """A server killed mid-repair leaves its copy; the next repair removes it, and only
+    folders that are ours and whose process is gone."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    parent = tmp_path / "tmp"
+    parent.mkdir()
+    stale = parent / "hone-fix-stale"
+    (stale / "repo").mkdir(parents=True)
+    (stale / ".hone-owner").write_text(str(dead.pid))
+    alive = parent / "hone-fix-alive"
+    alive.mkdir()
+    (alive / ".hone-owner").write_text(str(os.getppid()))  # a live process
+    foreign = parent / "hone-fix-foreign"  # no owner file: not ours to remove
+    foreign.mkdir()
+    with Scratch(repo, parent=parent) as s:
+        assert s.root.parent.parent == parent
+        assert (s.root.parent / ".hone-owner").read_text() == str(os.getpid())
+        assert not stale.exists()
+        assert alive.exists() and foreign.exists()
+
+
 def test_a_template_fix_is_validated_and_the_smallest_ranks_first(repo: Path):
     before = tree(repo)
     report = repair(repo, "tests/test_seq.py::test_last_two", budget_s=120)
