@@ -60,6 +60,7 @@ __all__ = [
     "Edit",
     "EditError",
     "apply_edits",
+    "function_edit",
     "is_test_path",
     "parse_edits",
     "special_cases_inputs",
@@ -155,6 +156,60 @@ def parse_edits(text: str, *, default_path: str | None = None) -> list[Edit]:
         previous = path
         i = after_last = close + 1
     return edits
+
+
+_DEF = re.compile(r"^(\s*)(?:async\s+)?def\s+(\w+)\s*\(")
+
+
+def function_edit(text: str, name: str, path: str, function: str) -> Edit | None:
+    """The edit a reply makes when, instead of SEARCH/REPLACE blocks, it gives the whole
+    function rewritten (what small models tend to do): the last definition of ``name``
+    (the last part of a qualified ``Class.method``) in the reply, in a fenced block or
+    bare, from its ``def`` line to the end of its body, re-indented as ``function`` (the
+    function's current text) is, replacing ``function``. None when the reply holds no such
+    definition, or only the function unchanged."""
+    short_name = name.rsplit(".", 1)[-1]
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    found: list[str] | None = None
+    i = 0
+    while i < len(lines):
+        match = _DEF.match(lines[i])
+        if not match or match.group(2) != short_name:
+            i += 1
+            continue
+        indent = len(match.group(1).expandtabs())
+        body = [lines[i]]
+        j = i + 1
+        while j < len(lines):
+            line = lines[j]
+            if _FENCE.match(line):
+                break
+            if (
+                line.strip()
+                and len(line) - len(line.lstrip()) <= indent
+                and not (
+                    body[-1].rstrip().endswith(("(", ",", "[", "{", "\\"))
+                    or line.lstrip()[:1] in ")]}"
+                )
+            ):
+                break  # dedented: the body ended (a continued signature is not a dedent)
+            body.append(line)
+            j += 1
+        while body and not body[-1].strip():
+            body.pop()
+        found = [line[indent:] if line[:indent].strip() == "" else line.lstrip() for line in body]
+        i = j
+    if not found:
+        return None
+    old_lines = function.rstrip("\n").split("\n")
+    first = next((line for line in old_lines if _DEF.match(line)), old_lines[0])
+    prefix = first[: len(first) - len(first.lstrip())]
+    start = next((k for k, line in enumerate(old_lines) if _DEF.match(line)), 0)
+    search = old_lines[start:]
+    replace = [prefix + line if line.strip() else "" for line in found]
+    if [line.rstrip() for line in replace] == [line.rstrip() for line in search]:
+        return None
+    return Edit(path, _joined(search), _joined(replace))
 
 
 # --------------------------------------------------------------------------------------

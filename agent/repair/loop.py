@@ -34,6 +34,7 @@ from typing import Any, Protocol
 from hone.agent.repair.edits import (
     EditError,
     apply_edits,
+    function_edit,
     parse_edits,
     special_cases_inputs,
     unified_diff,
@@ -514,8 +515,14 @@ def _model(
         label = f"model sample {k} for {suspect.name}" + (" (round 2)" if base else "")
         try:
             edits = parse_edits(reply, default_path=suspect.path)
+            if not edits:  # the whole function rewritten, as small models tend to reply
+                whole = function_edit(reply, suspect.name, suspect.path, function)
+                edits = [whole] if whole is not None else []
             if not edits:
-                raise EditError("no search-and-replace block in the reply", code="no-edit")
+                raise EditError(
+                    "neither a search-and-replace block nor the function rewritten in the reply",
+                    code="no-edit",
+                )
             originals = {
                 e.path: base.get(e.path) or scratch.original_text(e.path)
                 for e in edits

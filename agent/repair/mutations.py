@@ -17,8 +17,9 @@ are its commonest defect classes): comparisons, off-by-one and negations first;
 operators next; wrong variables and returns after them, because each site offers
 several alternatives of which at most one is right; swapped arguments and missing
 statements after those; the module's ingredients last (each site offers the most
-alternatives, taken from elsewhere). ``weight`` (0-1] orders the alternatives within a kind (a literal
-used as a bound over one used elsewhere, the most similar variable, ...). ``hot`` is
+alternatives, taken from elsewhere). ``weight`` (0-1] orders the alternatives within a
+kind (a literal used as a bound over one used elsewhere, the most similar variable,
+...). ``hot`` is
 1 off ``hot_lines`` and ``1 + HOT_BOOST * w / max(w)`` on a hot line of weight ``w``
 (a line the failing test runs, a traceback frame's line): a site on the hottest line
 ranks up to three times higher.

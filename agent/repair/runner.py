@@ -35,6 +35,10 @@ How, and what it guarantees:
   points). A repository that relies on an autoloaded plugin without naming it there needs
   its own virtual environment (or ``python=``).
 - pytest-xdist is turned off (``-n 0``) so that one process runs and reports the tests.
+- No network: pytest starts through ``sandbox_hone.py``, which gives it new user and
+  network namespaces with only a loopback (Linux with unprivileged user namespaces; else
+  the run goes on with the network and ``notes`` says why). ``network=True`` or
+  ``HONE_TEST_NETWORK=allow`` in hone's environment keeps the network.
 
 Limits: pytest 6 or newer is needed (``--no-header``, ``-rN``); coverage is lost when the
 run is killed; a test that detaches into its own session escapes the group kill.
@@ -83,6 +87,7 @@ CPU_MARGIN_S = 60  # CPU seconds beyond twice the timeout before the kernel stop
 POLL_S = 0.05  # how often cancel() and the deadline are checked
 VENV_DIRS = (".venv", "venv", "env")  # the repository's own virtual environment, in order
 PLUGIN = "pytest_hone"
+SANDBOX = "sandbox_hone"  # the launcher that takes the network away (sandbox_hone.py)
 OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
 
 
@@ -325,6 +330,7 @@ def _workspace(coverage: bool) -> Iterator[Path]:
         shutil.copyfile(
             Path(__file__).with_name(f"{PLUGIN}.py"), folder / "inject" / f"{PLUGIN}.py"
         )
+        shutil.copyfile(Path(__file__).with_name(f"{SANDBOX}.py"), folder / f"{SANDBOX}.py")
         if coverage:
             spec = importlib.util.find_spec("coverage")
             if spec is not None and spec.submodule_search_locations:
@@ -344,6 +350,10 @@ def _command(
     interpreter: str, targets: Sequence[str], extra_args: Sequence[str], scratch: Path
 ) -> list[str]:
     return [
+        interpreter,
+        "-I",  # the launcher: isolated and without site, quick to start
+        "-S",
+        str(scratch / f"{SANDBOX}.py"),
         interpreter,
         "-m",
         "pytest",
@@ -375,6 +385,7 @@ def run_tests(
     cancel: Callable[[], bool] | None = None,
     output_limit: int = OUTPUT_LIMIT,
     memory_limit_mb: int | None = MEMORY_LIMIT_MB,
+    network: bool | None = None,
 ) -> TestRun:
     """Run pytest on ``targets`` (node ids or paths relative to ``root``; none: the
     configured test paths) in ``root``, and return what happened.
@@ -383,6 +394,9 @@ def run_tests(
     executes (``TestRun.coverage``; works whether or not the interpreter has coverage,
     installing nothing there). ``extra_args`` go to pytest before the targets; ``env``
     holds extra variables for the run. ``cancel`` is polled every :data:`POLL_S` seconds.
+    ``network``: let the tests reach the network (by default they get none but their own
+    loopback, where the system allows it: ``sandbox_hone.py``); None reads hone's
+    environment, ``HONE_TEST_NETWORK=allow``.
 
     Raises :class:`CollectionError` when nothing could be run because of a collection
     error, a missing node id or path, no tests, or no pytest; :class:`RunCancelled` when
@@ -414,6 +428,10 @@ def run_tests(
                 "HONE_PYTEST_LIMIT": str(output_limit),
             }
         )
+        if network is None:
+            network = os.environ.get("HONE_TEST_NETWORK", "") == "allow"
+        if network:
+            run_env["HONE_SANDBOX_NETWORK"] = "allow"  # the launcher takes it out again
         if source == "hone":  # not a repository venv that happens to be hone's
             run_env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
             run_env["HONE_PYTEST_REQUIRED_PLUGINS"] = "1"
@@ -438,6 +456,9 @@ def run_tests(
     run.duration_s = time.monotonic() - started
     if coverage and covered is None and not (timed_out or cancelled):
         run.notes.append("no coverage was recorded")
+    for line in output.splitlines()[:5]:
+        if line.startswith("hone-sandbox:"):
+            run.notes.append(line.removeprefix("hone-sandbox: "))
     if cancelled:
         raise RunCancelled("the test run was cancelled", run)
     if not timed_out:

@@ -11,6 +11,7 @@ from hone.agent.repair.edits import (
     Edit,
     EditError,
     apply_edits,
+    function_edit,
     is_test_path,
     parse_edits,
     special_cases_inputs,
@@ -322,3 +323,54 @@ def test_unified_diff_is_git_style_and_applies(tmp_path: Path) -> None:
         ["git", "apply", "--check", "fix.diff"], cwd=tmp_path, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
+
+
+METHOD = """\
+class Stats:
+    def mean(self, values):
+        total = 0
+        for v in values:
+            total += v
+        return total / len(values) + 1
+
+    def spread(self, values):
+        return max(values) - min(values)
+"""
+
+
+def test_a_reply_with_the_whole_function_rewritten_is_an_edit() -> None:
+    function = "\n".join(METHOD.split("\n")[1:6])
+    reply = (
+        "The mean adds one too many. Here is the fixed function:\n\n```python\n"
+        "def mean(self, values):\n    total = 0\n    for v in values:\n        total += v\n"
+        "\n    return total / len(values)\n```\n\nThis divides by the count only."
+    )
+    edit = function_edit(reply, "Stats.mean", "stats.py", function)
+    assert edit is not None and edit.path == "stats.py"
+    new = apply_edits({"stats.py": METHOD}, [edit])["stats.py"]
+    assert "        return total / len(values)\n\n    def spread" in new  # re-indented
+    assert new.count("def mean") == 1 and "+ 1" not in new
+    namespace: dict = {}
+    exec(new, namespace)
+    assert namespace["Stats"]().mean([1, 2, 3]) == 2
+
+
+def test_whole_function_replies_that_are_no_edit() -> None:
+    function = "\n".join(STATS.split("\n")[:5])
+    assert function_edit("I cannot tell what is wrong.", "mean", "s.py", function) is None
+    assert (
+        function_edit("```python\ndef median(v):\n    return v\n```", "mean", "s.py", function)
+        is None
+    )
+    assert (
+        function_edit(f"```python\n{function}\n```", "mean", "s.py", function) is None
+    )  # unchanged
+    # bare, with a signature over two lines and a trailing explanation; the last one counts
+    reply = (
+        "def mean(values):\n    return 0\n\nBetter:\n\ndef mean(\n    values,\n):\n"
+        "    return sum(values) / len(values)\nDone."
+    )
+    edit = function_edit(reply, "mean", "s.py", function)
+    assert edit is not None
+    assert edit.replace == "def mean(\n    values,\n):\n    return sum(values) / len(values)\n"
+    assert edit.search == function + "\n"

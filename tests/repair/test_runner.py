@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -801,6 +802,72 @@ def test_limits_are_set():
     run = run_tests(root, ["test_limits.py"], memory_limit_mb=512, timeout_s=60)
     assert run.results["test_limits.py::test_big_allocation"].message.startswith("MemoryError")
     assert run.results["test_limits.py::test_limits_are_set"].outcome == "passed"
+
+
+NETWORK_TESTS = """
+import os
+import socket
+import threading
+
+
+def test_only_a_loopback():
+    assert [name for _index, name in socket.if_nameindex()] == ["lo"]
+    assert "HONE_SANDBOX_NETWORK" not in os.environ
+
+
+def test_the_loopback_works():
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    threading.Thread(target=lambda: server.accept()[0].sendall(b"hi"), daemon=True).start()
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+        assert client.recv(2) == b"hi"
+
+
+def test_same_user():
+    outer = int(os.environ["OUTER_UID"]), int(os.environ["OUTER_GID"])
+    assert (os.getuid(), os.getgid()) == outer
+"""
+
+
+def _can_isolate() -> bool:
+    probe = subprocess.run(
+        [
+            sys.executable,
+            "-I",
+            "-S",
+            str(Path(runner.__file__).with_name("sandbox_hone.py")),
+            "true",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    return probe.returncode == 0 and not probe.stderr
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux namespaces")
+def test_tests_run_without_network_but_with_their_loopback(tmp_path: Path, monkeypatch):
+    """The machine has other interfaces; the run sees only its own loopback, which
+    works, as the same user. Where user namespaces are not allowed, a note says so."""
+    assert len(socket.if_nameindex()) > 1 or not _can_isolate()
+    root = make_repo(tmp_path / "net", {"test_net.py": NETWORK_TESTS})
+    env = {"OUTER_UID": str(os.getuid()), "OUTER_GID": str(os.getgid())}
+    monkeypatch.delenv("HONE_TEST_NETWORK", raising=False)
+    run = run_tests(root, ["test_net.py"], env=env, timeout_s=60)
+    if not _can_isolate():
+        assert any(n.startswith("the network is not isolated") for n in run.notes), run.notes
+        pytest.skip("this system does not allow unprivileged user namespaces")
+    assert {n: r.outcome for n, r in run.results.items()} == {
+        "test_net.py::test_only_a_loopback": "passed",
+        "test_net.py::test_the_loopback_works": "passed",
+        "test_net.py::test_same_user": "passed",
+    }, run.output
+    assert not run.notes
+    # asked for, the network stays
+    allowed = run_tests(root, ["test_net.py::test_only_a_loopback"], env=env, network=True)
+    assert allowed.results["test_net.py::test_only_a_loopback"].outcome == "failed"
+    monkeypatch.setenv("HONE_TEST_NETWORK", "allow")
+    allowed = run_tests(root, ["test_net.py::test_only_a_loopback"], env=env)
+    assert allowed.results["test_net.py::test_only_a_loopback"].outcome == "failed"
 
 
 def test_a_failing_unittest_subtest_fails_its_test(tmp_path: Path):
