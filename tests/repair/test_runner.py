@@ -224,7 +224,9 @@ def test_outcomes_in_run_order(basic):
     assert list(run.results) == sorted(run.results, key=list(run.results).index)
     assert run.exit_code == 1 and not run.timed_out and run.running is None
     assert run.interpreter == sys.executable and run.interpreter_source == "hone"
-    assert run.command[:3] == [sys.executable, "-m", "pytest"]
+    assert run.command[:3] == [sys.executable, "-I", "-S"]  # the network sandbox's launcher
+    assert run.command[3].endswith("sandbox_hone.py")
+    assert run.command[4:7] == [sys.executable, "-m", "pytest"]
     assert "6 failed" in run.output and run.coverage is None
     assert all(r.duration_s > 0 for r in run.results.values())
 

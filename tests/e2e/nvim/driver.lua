@@ -13,36 +13,12 @@
 --   max_retriggers    how often to re-enter insert mode after an empty answer
 
 local api = vim.api
-local result_path = vim.env.HONE_NVIM_RESULT or "hone-nvim-result.json"
 local scenario = vim.json.decode(vim.env.HONE_NVIM_SCENARIO or "{}")
 
-local t_start = vim.uv.now()
+local harness = dofile(vim.fs.joinpath(vim.fs.dirname(debug.getinfo(1, "S").source:sub(2)), "harness.lua"))
 local result = { ok = false, steps = {}, messages = {}, requests = {} }
-local finished = false
-
-local function step(name, data)
-  table.insert(result.steps, { t_ms = vim.uv.now() - t_start, name = name, data = data })
-end
-
-local function finish()
-  if finished then
-    return
-  end
-  finished = true
-  result.elapsed_ms = vim.uv.now() - t_start
-  local ok, msgs = pcall(api.nvim_exec2, "messages", { output = true })
-  result.nvim_messages = ok and msgs.output or nil
-  local encoded, text = pcall(vim.json.encode, result)
-  if not encoded then
-    text = vim.json.encode({ ok = false, error = "driver could not encode its record: " .. text })
-  end
-  local f = io.open(result_path, "w")
-  if f then
-    f:write(text)
-    f:close()
-  end
-  vim.cmd("qa!")
-end
+local h = harness.new(result)
+local step, finish, sleep, wait_for, fail = h.step, h.finish, h.sleep, h.wait_for, h.fail
 
 -- Record window/showMessage from the server (e.g. "unknown setting" warnings).
 local show_message = vim.lsp.handlers["window/showMessage"]
@@ -59,46 +35,13 @@ api.nvim_create_autocmd("LspRequest", {
   callback = function(args)
     local req = args.data.request
     if req.method == "textDocument/inlineCompletion" then
-      table.insert(result.requests, { t_ms = vim.uv.now() - t_start, type = req.type })
+      table.insert(result.requests, { t_ms = h.now(), type = req.type })
       if req.type == "complete" then
         completed = completed + 1
       end
     end
   end,
 })
-
-local co ---@type thread
-
-local function resume()
-  if finished then
-    return
-  end
-  local ok, err = coroutine.resume(co)
-  if not ok then
-    result.error = debug.traceback(co, tostring(err))
-    finish()
-  end
-end
-
-local function sleep(ms)
-  vim.defer_fn(resume, ms)
-  coroutine.yield()
-end
-
---- Poll `cond` every `interval` ms until it returns a truthy value or `timeout` ms pass.
-local function wait_for(cond, timeout, interval)
-  local deadline = vim.uv.now() + timeout
-  while true do
-    local ok, value = pcall(cond)
-    if ok and value then
-      return value
-    end
-    if vim.uv.now() >= deadline then
-      return nil
-    end
-    sleep(interval or 20)
-  end
-end
 
 local ns = api.nvim_create_namespace("nvim.lsp.inline_completion")
 
@@ -131,12 +74,6 @@ local function ghost(bufnr)
     pos = details.virt_text_pos,
     n_marks = #marks,
   }
-end
-
-local function fail(reason)
-  result.error = reason
-  finish()
-  coroutine.yield() -- never resumed
 end
 
 local function main()
@@ -245,12 +182,5 @@ local function main()
   finish()
 end
 
-co = coroutine.create(main)
 -- Watchdog: whatever happens, write what we have and quit.
-vim.defer_fn(function()
-  if not finished then
-    result.error = "driver watchdog fired"
-    finish()
-  end
-end, scenario.attach_timeout_ms + scenario.ghost_timeout_ms + 10000)
-vim.schedule(resume)
+h.run(main, scenario.attach_timeout_ms + scenario.ghost_timeout_ms + 10000)

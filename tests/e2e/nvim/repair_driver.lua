@@ -19,10 +19,9 @@
 --   run_timeout_ms    how long the fix/localize may take
 
 local api = vim.api
-local result_path = vim.env.HONE_NVIM_RESULT or "hone-nvim-result.json"
 local scenario = vim.json.decode(vim.env.HONE_NVIM_SCENARIO or "{}")
 
-local t_start = vim.uv.now()
+local harness = dofile(vim.fs.joinpath(vim.fs.dirname(debug.getinfo(1, "S").source:sub(2)), "harness.lua"))
 local result = {
   ok = false,
   steps = {},
@@ -35,56 +34,9 @@ local result = {
   show_message_requests = {},
   server_messages = {},
 }
-local finished = false
-
-local function now()
-  return vim.uv.now() - t_start
-end
-
-local function step(name, data)
-  table.insert(result.steps, { t_ms = now(), name = name, data = data })
-end
-
---- Plain data for JSON (functions and userdata dropped, cycles cut).
-local function plain(value, depth)
-  depth = depth or 0
-  local t = type(value)
-  if t == "table" and value ~= vim.NIL then
-    if depth > 8 then
-      return "<deep>"
-    end
-    local out = {}
-    for k, v in pairs(value) do
-      if type(k) == "string" or type(k) == "number" then
-        out[k] = plain(v, depth + 1)
-      end
-    end
-    return out
-  elseif t == "function" or t == "userdata" or t == "thread" then
-    return value == vim.NIL and vim.NIL or tostring(value)
-  end
-  return value
-end
-
-local function finish()
-  if finished then
-    return
-  end
-  finished = true
-  result.elapsed_ms = now()
-  local ok, msgs = pcall(api.nvim_exec2, "messages", { output = true })
-  result.nvim_messages = ok and msgs.output or nil
-  local encoded, text = pcall(vim.json.encode, plain(result))
-  if not encoded then
-    text = vim.json.encode({ ok = false, error = "driver could not encode its record: " .. text })
-  end
-  local f = io.open(result_path, "w")
-  if f then
-    f:write(text)
-    f:close()
-  end
-  vim.cmd("qa!")
-end
+local h = harness.new(result)
+local now, step, finish, sleep, wait_for, fail = h.now, h.step, h.finish, h.sleep, h.wait_for, h.fail
+local plain = harness.plain
 
 -- What the user sees, recorded -------------------------------------------------------------
 
@@ -172,46 +124,7 @@ api.nvim_create_autocmd("Progress", {
   end,
 })
 
--- The coroutine that plays the user ---------------------------------------------------------
-
-local co ---@type thread
-
-local function resume()
-  if finished then
-    return
-  end
-  local ok, err = coroutine.resume(co)
-  if not ok then
-    result.error = debug.traceback(co, tostring(err))
-    finish()
-  end
-end
-
-local function sleep(ms)
-  vim.defer_fn(resume, ms)
-  coroutine.yield()
-end
-
---- Poll `cond` every `interval` ms until it returns a truthy value or `timeout` ms pass.
-local function wait_for(cond, timeout, interval)
-  local deadline = vim.uv.now() + timeout
-  while true do
-    local ok, value = pcall(cond)
-    if ok and value then
-      return value
-    end
-    if vim.uv.now() >= deadline then
-      return nil
-    end
-    sleep(interval or 25)
-  end
-end
-
-local function fail(reason)
-  result.error = reason
-  finish()
-  coroutine.yield() -- never resumed
-end
+-- The scenario ----------------------------------------------------------------------------
 
 local function check_server()
   if _G.hone_test_server_exit then
@@ -485,14 +398,8 @@ local function main()
   finish()
 end
 
-co = coroutine.create(main)
 -- Watchdog: whatever happens, write what we have and quit.
-vim.defer_fn(function()
-  if not finished then
-    result.error = "driver watchdog fired"
-    result.repair = plain(repair_state())
-    pcall(record_files)
-    finish()
-  end
-end, scenario.attach_timeout_ms * 2 + scenario.run_timeout_ms + 40000)
-vim.schedule(resume)
+h.run(main, scenario.attach_timeout_ms * 2 + scenario.run_timeout_ms + 40000, function()
+  result.repair = plain(repair_state())
+  pcall(record_files)
+end)

@@ -330,13 +330,22 @@ end
 
 ---@param err lsp.ResponseError?
 ---@param result table?
-local function on_fix(err, result, _, client)
+--- The command's answer, or nil after telling the user why there is none.
+local function answer(err, result)
   if err then
     notify(error_message(err), levels.ERROR)
-    return
+    return nil
   end
   if type(result) ~= "table" then
     notify("the server gave no answer", levels.ERROR)
+    return nil
+  end
+  return result
+end
+
+local function on_fix(err, result, _, client)
+  result = answer(err, result)
+  if not result then
     return
   end
   if result.status == "fixed" and result.fixId and not result.applied and (result.diff or "") ~= "" then
@@ -400,12 +409,8 @@ function M.qf_item(f, root)
 end
 
 local function on_localize(err, result, _, client)
-  if err then
-    notify(error_message(err), levels.ERROR)
-    return
-  end
-  if type(result) ~= "table" then
-    notify("the server gave no answer", levels.ERROR)
+  result = answer(err, result)
+  if not result then
     return
   end
   if result.status ~= "localized" then
