@@ -531,9 +531,11 @@ def statements(fn: FunctionText, facts: ModuleFacts) -> Iterator[Mutation]:
                 # the same assignment to the name nothing binds
                 (name,) = bound
                 match = re.match(rf"{re.escape(name)}\s*=(?!=)", text)
+                # the more of what it reads the function uses, the likelier
+                uses = len(read & used) / len(read)
                 for missing in unbound if match else ():
                     if reads_after.get(missing, -1) >= row:
-                        scored.append((1.0, missing + text[len(name) :]))
+                        scored.append((0.7 + 0.3 * uses, missing + text[len(name) :]))
         scored.sort(key=lambda item: (-item[0], item[1]))
         indent = fn.indent(row)
         for weight, text in scored[:STATEMENT_FANOUT]:

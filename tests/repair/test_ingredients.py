@@ -128,11 +128,21 @@ def test_attributes_come_from_names_of_the_same_kind() -> None:
 def test_a_deleted_assignment_comes_back_from_a_sibling_function() -> None:
     source = textwrap.dedent(
         """
+        import collections
+
+
         def merge(*dicts, factory=dict):
             rv = factory()
             for d in dicts:
                 rv.update(d)
             return rv
+
+
+        def groups(seqs):
+            a = collections.defaultdict(list)
+            for seq in seqs:
+                a[len(seq)].append(seq)
+            return a
 
 
         def assoc(d, key, value, factory=dict):
@@ -143,15 +153,16 @@ def test_a_deleted_assignment_comes_back_from_a_sibling_function() -> None:
     ).lstrip("\n")
     found = [
         c
-        for c in mutations(source, "m.py", 8, 11, hot_lines={9: 1.0})
+        for c in mutations(source, "m.py", 18, 21, hot_lines={19: 1.0})
         if c.kind == "insert-statement"
     ]
     # `d2` is read and bound nowhere: the sibling's `rv = factory()` assigns it, first
-    assert found[0].description == "line 9: insert `d2 = factory()` (from elsewhere in the module)"
+    # (not `d2 = collections.defaultdict(list)`: assoc uses `factory`, not `collections`)
+    assert found[0].description == "line 19: insert `d2 = factory()` (from elsewhere in the module)"
     fixed = found[0].apply(source)
     namespace: dict = {}
     exec(fixed, namespace)
     assert namespace["assoc"]({"a": 1}, "b", 2) == {"a": 1, "b": 2}
     assert "rv = factory()" in {c.replacement.strip() for c in found}  # as it is, lower
     # a statement reading names not bound at the insertion point is not offered
-    assert not any("rv.update(d)" in c.replacement and c.line == 9 for c in found)
+    assert not any("rv.update(d)" in c.replacement and c.line == 19 for c in found)
