@@ -42,8 +42,17 @@ diff is a line or two (a deleted statement: its lines). Kinds (``KINDS``):
   before it, the most similar names first;
 - ``missing-return``: ``return E`` -> ``E`` (the value computed, ``None`` returned).
 
-The repair templates have no ``constant``, ``delete-statement``, ``wrong-call``,
-``wrong-attribute`` or ``missing-return`` (``NOT_IN_TEMPLATES``).
+The repair's operator templates (``templates.py``) have no ``constant``,
+``delete-statement``, ``wrong-call``, ``wrong-attribute`` or ``missing-return``
+(``NOT_IN_TEMPLATES``, kept as the generator was written against them). Since then,
+``return <value>`` covers a dropped value, and ``ingredients.py`` rewrites constants,
+calls and attributes and inserts one-line statements with replacements taken from the
+rest of the module. Those are classic mutation operators (PIT's and PraPR's constant and
+call mutators, GenProg's "the fix is elsewhere in the program"), written without this
+generator's code, but they draw from the same pool as its ``constant``, ``wrong-call``
+and ``wrong-attribute`` kinds (the module's literals, callees and attributes; sibling
+pairs such as ``min``/``max``): on those kinds the fixed share overstates what they do
+on real bugs, so the repair report is read with the share over the other kinds beside.
 
 Generation (``generate``), per package: the suite runs twice unmodified (once with
 per-test coverage); tests that do not pass both times are left out of everything after

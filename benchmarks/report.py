@@ -718,6 +718,21 @@ def render_localize(name: str, data: Data) -> str:
     return head + meta(name, data) + "\n\n" + table(["ranking", "top-1", "top-5"], rows)
 
 
+# Injected kinds whose replacements come from the same pool as the ingredient templates'
+# (the module's literals, callees, attributes): their fixed share flatters (bugs.py).
+MODULE_KINDS = ("constant", "wrong-call", "wrong-attribute")
+
+
+def _share_without(kinds: list, left_out: tuple[str, ...]) -> str:
+    """The fixed share over the bugs of the other kinds, from the per-kind rows."""
+    rows = [k for k in kinds if isinstance(k, dict) and k.get("kind") not in left_out]
+    n = sum(k.get("n", 0) for k in rows)
+    if not n:
+        return "—"
+    fixed = sum(round(k.get("n", 0) * k.get("fixed", 0)) for k in rows)
+    return f"{fixed / n:.2f} ({fixed} of {n})"
+
+
 def render_repair(name: str, data: Data) -> str:
     """repair-PACKAGE.json (eval_repair.py): bugs fixed, per kind, time, sources, claims."""
     o = data.get("overall") or {}
@@ -726,6 +741,10 @@ def render_repair(name: str, data: Data) -> str:
     rows = [
         ["bugs fixed", _rate(o, "fixed")],
         ["fixed within 120 s", num(o.get("fixed_within_120s"))],
+        [
+            "fixed, kinds other than constant / wrong-call / wrong-attribute",
+            _share_without(data.get("by_kind") or [], MODULE_KINDS),
+        ],
         ["fixes that restore the original code", str(o.get("restores_original", "—"))],
         ["fixes from templates / the model", f"{src.get('template', 0)} / {src.get('model', 0)}"],
         ["false claims (a fix that fails the independent re-run)", str(o.get("false_claims"))],
@@ -737,7 +756,7 @@ def render_repair(name: str, data: Data) -> str:
     ]
     kinds = [
         [
-            k["kind"] + ("" if k.get("in_templates") else " (no template)"),
+            k["kind"] + ("" if k.get("in_templates") else " (no operator template)"),
             str(k["n"]),
             num(k["fixed"]),
             str(k.get("from_model", 0)),
