@@ -580,6 +580,7 @@ _LEXEME = re.compile(r"\\(?:[xuU][0-9a-fA-F]*|N\{[^}]*\}?|.?)|[^\W\d]\w*|\d[\w.]
 _DIGITS = re.compile(r"\d+")
 # a piece of 3 to 30 characters repeated 4 times in a word: value_value_value_value
 _SUBWORD_LOOP = re.compile(r"(\w{3,30}?)\1{3,}")
+_SUBWORD_PIECE_COPIES = 4  # one piece between underscores, this often in one word
 _MAX_PERIOD = 16  # tokens in a repeated unit
 _SHORT_UNIT_COPIES = 6  # copies in a row of a unit of up to 5 tokens
 _LONG_UNIT_COPIES = 5  # ... of a unit of 6 tokens or more
@@ -596,7 +597,9 @@ def _degenerate(line: str, *, partial: bool = False) -> bool:
     units of up to 5 tokens (``x.y, x.y, ...``), 5 times for longer ones, 9 times when
     its only words are constants (``False, False, ...``: tables of flags have 6 or 8);
     or a word made of one piece repeated 4 times (``type_value_value_value_value``,
-    ``type_of_self_type_of_self_...``).
+    ``type_of_self_type_of_self_...``), back to back or, between underscores, not
+    (``type_of_self_type_of_type_of_self_type_of``: the embedded int8 model's loop on
+    one CPU, where it wrote the back-to-back form on another).
 
     Units without a word count only with an operator and 10 exact copies
     (:func:`_operator_loop`); ``0, 0, 0``, ``\\x00\\x00``, ``-----`` never do. On the
@@ -666,7 +669,10 @@ def _subword_loop(word: str) -> bool:
         unit = match.group(1)  # letters, and not one letter over and over (`FFFFFFFF`)
         if any(ch.isalpha() for ch in unit) and len(set(unit) - {"_"}) >= 2:
             return True
-    return False
+    # pieces between underscores repeated, not always back to back:
+    # `type_of_self_type_of_type_of_self_type_of` (`type` 4 times)
+    parts = Counter(p.lower() for p in word.split("_") if len(p) >= 3 and p.isalpha())
+    return bool(parts) and max(parts.values()) >= _SUBWORD_PIECE_COPIES
 
 
 def _line_above(ctx: _Context) -> str:

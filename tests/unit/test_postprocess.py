@@ -434,6 +434,7 @@ LOOPS = [
     " or ".join(f"not isinstance(stream[{i}])" for i in range(12)),
     "return self.types[param] + t.type" + "_value" * 20,
     "return self.types[param] + t.type" + "_of_self_type" * 8,
+    "return self.types[param] + t.type" + "_of_self_type_of_type" * 5,  # not back to back
     'return f"A: ' + "{self.name} {self.type} " * 8,
     "result = " + " + ".join(["self.count"] * 20),
     "x = foo(foo(foo(foo(foo(foo(foo(foo(foo(foo(foo(foo(",
