@@ -202,9 +202,8 @@ def function_edit(text: str, name: str, path: str, function: str) -> Edit | None
     if not found:
         return None
     old_lines = function.rstrip("\n").split("\n")
-    first = next((line for line in old_lines if _DEF.match(line)), old_lines[0])
-    prefix = first[: len(first) - len(first.lstrip())]
     start = next((k for k, line in enumerate(old_lines) if _DEF.match(line)), 0)
+    prefix = old_lines[start][: len(old_lines[start]) - len(old_lines[start].lstrip())]
     search = old_lines[start:]
     replace = [prefix + line if line.strip() else "" for line in found]
     if [line.rstrip() for line in replace] == [line.rstrip() for line in search]:

@@ -8,18 +8,25 @@ plastic-surgery hypothesis; PIT's and PraPR's constant, method-call and field-ac
 mutators) is to take it from the same file. So:
 
 - ``constant``: a literal (a string, a number, ``True``/``False``) -> another literal of
-  the same type that the function uses (nearest first), then one the module uses (most
-  frequent first, similar text first); ``True`` <-> ``False``; a number -> ``0`` / ``1``;
-  a non-empty string -> ``""``. Docstrings and f-strings are left alone.
+  the same type that the module uses (alike first: a string's contents compared without
+  its quotes; then those the function uses too, then the most used); ``True`` <->
+  ``False``; a number -> ``0`` / ``1``; a non-empty string -> ``""``. Docstrings and
+  f-strings are left alone.
 - ``call``: ``f(...)`` -> ``g(...)`` where ``g`` is defined in the module or called
   there with as many positional arguments, and accepts them; ``x.m(...)`` -> ``x.n(...)``
   where ``n`` is a method called in the module with as many positional arguments. A few
   pairs of opposites (``min``/``max``, ``lower``/``upper``, ``startswith``/
   ``endswith``...) come first; then the most similar names.
-- ``attribute``: ``x.a`` (read, not called) -> ``x.b`` where the module reads ``b`` off
-  the same name ``x``; the most similar and most used first.
+- ``attribute``: ``x.a`` (read, not called) -> ``x.b`` where the module sets or reads
+  ``b`` on ``x``, or on a name that shares another attribute with ``x`` (likely of its
+  kind), first; then any attribute of the module, the most similar first.
+- ``insert-statement``: a one-line assignment or call of another function of the module,
+  inserted before a statement where every name it reads is bound, the function lacking
+  it; an assignment to a name that the function reads but nothing binds is also offered
+  renamed to that name (``rv = factory()`` -> ``d2 = factory()``).
 
-At most :data:`FANOUT` alternatives per site. The facts of a module are read once per
+At most :data:`FANOUT` alternatives per site (:data:`STATEMENT_FANOUT` statements per
+insertion point). The facts of a module are read once per
 source text (:func:`module_facts`).
 """
 
@@ -34,7 +41,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import tree_sitter
-from hone.agent.repair.templates import FunctionText, Mutation, named_children, short
+from hone.agent.repair.templates import FunctionText, Mutation, _same, named_children, short
 
 __all__ = [
     "FANOUT",
@@ -100,14 +107,6 @@ class ModuleFacts:
     statements: dict[str, tuple[frozenset[str], frozenset[str]]] = field(default_factory=dict)
     # names bound at module level: definitions, imports, assignments
     globals: set[str] = field(default_factory=set)
-
-
-def _is(a: tree_sitter.Node | None, b: tree_sitter.Node) -> bool:
-    return a is not None and (a.start_byte, a.end_byte, a.type) == (
-        b.start_byte,
-        b.end_byte,
-        b.type,
-    )
 
 
 def _text(data: bytes, node: tree_sitter.Node) -> str:
@@ -219,7 +218,7 @@ def module_facts(source: str) -> ModuleFacts:
                 )
             ):
                 facts.globals.add(_text(data, name))
-        elif kind in _INGREDIENT_STATEMENTS and _inside_function(node):
+        elif kind == "expression_statement" and _inside_function(node):
             read, bound = _names(node, data)
             text = _text(data, node)
             if "\n" not in text and len(text) <= MAX_STATEMENT and _worth_inserting(node):
@@ -229,7 +228,7 @@ def module_facts(source: str) -> ModuleFacts:
             called = (
                 parent is not None
                 and parent.type == "call"
-                and _is(parent.child_by_field_name("function"), node)
+                and _same(parent.child_by_field_name("function"), node)
             )
             receiver = node.child_by_field_name("object")
             name = node.child_by_field_name("attribute")
@@ -242,7 +241,6 @@ def module_facts(source: str) -> ModuleFacts:
     return facts
 
 
-_INGREDIENT_STATEMENTS = {"expression_statement", "return_statement", "raise_statement"}
 MAX_STATEMENT = 100  # characters of a statement copied from elsewhere
 STATEMENT_FANOUT = 2  # statements inserted before one statement
 
@@ -257,9 +255,8 @@ def _inside_function(node: tree_sitter.Node) -> bool:
 
 
 def _worth_inserting(node: tree_sitter.Node) -> bool:
-    """An assignment or a call (not a docstring, not a bare name)."""
-    if node.type != "expression_statement":
-        return False  # returns and raises end a block: the return template's business
+    """An expression statement that is an assignment or a call (not a docstring, not a
+    bare name; returns and raises end a block: the return template's business)."""
     inner = named_children(node)
     return bool(inner) and inner[0].type in ("assignment", "augmented_assignment", "call")
 
@@ -276,7 +273,7 @@ def _names(node: tree_sitter.Node, data: bytes) -> tuple[frozenset[str], frozens
             field_of = None
             if parent is not None:
                 for name in ("attribute", "name", "left"):
-                    if _is(parent.child_by_field_name(name), n):
+                    if _same(parent.child_by_field_name(name), n):
                         field_of = name
                         break
             if parent is not None and parent.type == "attribute" and field_of == "attribute":
@@ -299,7 +296,7 @@ def _module_bindings(node: tree_sitter.Node, data: bytes) -> set[str]:
     out: set[str] = set()
     if node.type in ("import_statement", "import_from_statement"):
         for child in node.named_children:
-            if child.type == "dotted_name" and not _is(
+            if child.type == "dotted_name" and not _same(
                 node.child_by_field_name("module_name"), child
             ):
                 out.add(_text(data, child).split(".")[0])
@@ -440,13 +437,13 @@ def attributes(fn: FunctionText, facts: ModuleFacts) -> Iterator[Mutation]:
         if (
             parent is not None
             and parent.type == "call"
-            and _is(parent.child_by_field_name("function"), node)
+            and _same(parent.child_by_field_name("function"), node)
         ):
             continue  # a method call: the call template's
         if (
             parent is not None
             and parent.type in ("assignment", "augmented_assignment")
-            and _is(parent.child_by_field_name("left"), node)
+            and _same(parent.child_by_field_name("left"), node)
         ):
             continue  # written, not read
         receiver = node.child_by_field_name("object")
@@ -494,7 +491,7 @@ def statements(fn: FunctionText, facts: ModuleFacts) -> Iterator[Mutation]:
             for child in named_children(node):
                 if fn.starts_line(child):
                     targets.append(child)
-        if node.type == "expression_statement" or node.type.endswith("_statement"):
+        if node.type.endswith("_statement"):
             present.add(" ".join(fn.text_of(node).split()))
         if node.type in ("assignment", "augmented_assignment", "for_statement", "with_item"):
             target = node.child_by_field_name("left")
@@ -506,9 +503,8 @@ def statements(fn: FunctionText, facts: ModuleFacts) -> Iterator[Mutation]:
     reads_after: dict[str, int] = {}  # name -> last row reading it
     for node in _sites(fn):
         if node.type == "identifier":
-            reads_after[fn.text_of(node)] = max(
-                reads_after.get(fn.text_of(node), -1), node.start_point.row
-            )
+            name = fn.text_of(node)
+            reads_after[name] = max(reads_after.get(name, -1), node.start_point.row)
     scope = available | facts.globals | set(dir(builtins))
     used = set(reads_after)
     everywhere_bound = {n for _row, names in bound_at for n in names}
