@@ -34,8 +34,9 @@ BACKENDS: dict[str, str | None] = {
 }
 
 
-def load_backend(spec: str | None) -> ModelBackend:
-    """The backend a spec string names (not loaded yet: call ``load()``)."""
+def load_backend(spec: str | None, *, trust_remote_code: bool = False) -> ModelBackend:
+    """The backend a spec string names (not loaded yet: call ``load()``).
+    ``trust_remote_code``: a model folder's own code may run (hf/trust.py; off)."""
     spec = (spec or "").strip()
     if spec in ("", EMBEDDED):
         return embedded_backend()
@@ -48,7 +49,7 @@ def load_backend(spec: str | None) -> ModelBackend:
                 "use 'embedded', a local model folder or a .gguf file"
             )
         return _factory(target)(spec)
-    return transformers_backend(spec)
+    return transformers_backend(spec, trust_remote_code=trust_remote_code)
 
 
 def embedded_backend(*, dtype: str = "auto", threads: int | None = None) -> ModelBackend:
@@ -65,15 +66,16 @@ def embedded_backend(*, dtype: str = "auto", threads: int | None = None) -> Mode
     )
 
 
-def transformers_backend(spec: str) -> ModelBackend:
+def transformers_backend(spec: str, *, trust_remote_code: bool = False) -> ModelBackend:
     from hone.models.transformers_backend import TransformersBackend
 
     path = Path(spec).expanduser()
+    trust = {"trust_remote_code": trust_remote_code}
     if path.suffix.lower() == ".gguf":
         if not path.is_file():
             raise ModelError(f"model file not found: {path}")
-        return TransformersBackend(str(path.parent), gguf_file=path.name, name=spec)
-    return TransformersBackend(str(path) if path.exists() else spec, name=spec)
+        return TransformersBackend(str(path.parent), gguf_file=path.name, name=spec, **trust)
+    return TransformersBackend(str(path) if path.exists() else spec, name=spec, **trust)
 
 
 def _factory(target: str) -> Callable[[str], ModelBackend]:

@@ -64,14 +64,17 @@ class TransformersBackend:
         prefill_chunk: int = 256,
         speculate: bool = True,
         kv_sessions: int = 4,
+        trust_remote_code: bool = False,
     ) -> None:
         """``model`` is a folder or hub id; ``resolve``, if given, is called by load()
         to produce the folder (the embedded model converts itself there). ``kv_sessions``
-        KV caches are kept at once (by the requests' ``session`` key)."""
+        KV caches are kept at once (by the requests' ``session`` key). ``trust_remote_code``:
+        run the model folder's own code (off: such a folder is refused, see hf/trust.py)."""
         check_dtype(dtype)
         self.model_id = model
         self.name = name or model
         self.gguf_file = gguf_file
+        self.trust_remote_code = trust_remote_code
         self.dtype = dtype
         self.threads = threads
         self.device = device
@@ -125,6 +128,7 @@ class TransformersBackend:
             dtype=self.dtype,
             device=self.device,
             threads=self.threads,
+            trust_remote_code=self.trust_remote_code,
         )
         self.torch = loaded.torch
         self.weights = loaded.weights

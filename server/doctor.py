@@ -35,7 +35,9 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def collect(spec: str | None, load: bool) -> tuple[dict[str, Any], list[str]]:
+def collect(
+    spec: str | None, load: bool, trust_remote_code: bool = False
+) -> tuple[dict[str, Any], list[str]]:
     report: dict[str, Any] = {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
@@ -77,7 +79,7 @@ def collect(spec: str | None, load: bool) -> tuple[dict[str, Any], list[str]]:
         from hone.models.backend import ModelError
         from hone.models.registry import load_backend
 
-        backend = load_backend(spec)
+        backend = load_backend(spec, trust_remote_code=trust_remote_code)
         t0 = time.perf_counter()
         try:
             backend.load()
@@ -117,8 +119,10 @@ def _model_source(spec: str | None) -> str:
     return "model hub id (needs network access the first time)"
 
 
-def run_doctor(spec: str | None, as_json: bool = False, load: bool = False) -> int:
-    report, problems = collect(spec, load)
+def run_doctor(
+    spec: str | None, as_json: bool = False, load: bool = False, trust_remote_code: bool = False
+) -> int:
+    report, problems = collect(spec, load, trust_remote_code)
     if as_json:
         print(json.dumps({**report, "problems": problems}, indent=2, default=str))
     else:

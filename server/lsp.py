@@ -214,6 +214,9 @@ class HoneServer(LanguageServer):
             token = f"hone-load-{id(self)}"
             begun = asyncio.ensure_future(self._begin_progress(token))
 
+        if self.options.trust_remote_code and hasattr(self.backend, "trust_remote_code"):
+            self.backend.trust_remote_code = True  # the user's choice, before anything loads
+
         def load() -> None:
             t0 = time.perf_counter()
             message = "model ready"

@@ -77,6 +77,12 @@ class Options(CompletionOptions):
         "repository's code. The VS Code extension sets it from workspace trust; other "
         "clients set it to true for workspaces the user trusts.",
     )
+    trust_remote_code: bool = option(
+        False,
+        "Let a model folder run its own Python code (`auto_map` in its config) when the model "
+        "loads; off: such a model is refused with a message. Pickled weights are refused "
+        "either way (safetensors or GGUF only). Read once, before the model loads.",
+    )
     repair_budget_seconds: int = option(
         120, "The time budget of one `hone.fixFailingTest` repair, in seconds.", (10, 3600)
     )

@@ -65,6 +65,7 @@ from pathlib import Path
 __all__ = [
     "KILL_GRACE_S",
     "OUTPUT_LIMIT",
+    "SECRET_VARIABLES",
     "VENV_DIRS",
     "CollectionError",
     "Frame",
@@ -85,6 +86,9 @@ MEMORY_LIMIT_MB = 8192
 FILE_LIMIT_MB = 2048
 CPU_MARGIN_S = 60  # CPU seconds beyond twice the timeout before the kernel stops a run
 POLL_S = 0.05  # how often cancel() and the deadline are checked
+# Secrets hone itself may hold besides HONE_* (its TCP token, its API key): the model hub's
+# token that loading a model by id uses. A repository's tests never see them.
+SECRET_VARIABLES = frozenset({"HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HUGGINGFACE_HUB_TOKEN"})
 VENV_DIRS = (".venv", "venv", "env")  # the repository's own virtual environment, in order
 PLUGIN = "pytest_hone"
 SANDBOX = "sandbox_hone"  # the launcher that takes the network away (sandbox_hone.py)
@@ -234,7 +238,8 @@ def run_environment(
 ) -> dict[str, str]:
     """The environment for a run with ``interpreter``, from ``base`` (hone's own).
 
-    Drops ``HONE_*`` (tokens, keys, hone's settings) and ``PYTEST_*`` variables, hone's
+    Drops ``HONE_*`` (tokens, keys, hone's settings), the other secrets hone may be given
+    (:data:`SECRET_VARIABLES`: a model hub's token) and ``PYTEST_*`` variables, hone's
     virtual environment from ``PATH`` and ``PYTHONPATH``, and ``VIRTUAL_ENV``. When the
     interpreter lives in a virtual environment and is not ``hones_own`` (the fallback to
     the Python hone runs in), that environment is activated (``VIRTUAL_ENV``, its ``bin``
@@ -245,7 +250,9 @@ def run_environment(
     env = {
         key: value
         for key, value in base.items()
-        if not key.startswith(("HONE_", "PYTEST_")) and key != "VIRTUAL_ENV"
+        if not key.startswith(("HONE_", "PYTEST_"))
+        and key != "VIRTUAL_ENV"
+        and key not in SECRET_VARIABLES
     }
     for key in ("PATH", "PYTHONPATH"):
         if key in env and hone is not None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hone.models.backend import ModelError
+from hone.models.hf.trust import check_folder, loader_kwargs
 
 DTYPES = {
     "bf16": "bfloat16",
@@ -72,7 +73,12 @@ def load_model(
     dtype: str = "auto",
     device: str = "auto",
     threads: int | None = None,
+    trust_remote_code: bool = False,
 ) -> Loaded:
+    """Load ``path`` (a folder, a folder with ``gguf_file``, or a hub id), held to
+    :mod:`hone.models.hf.trust`'s rules: safetensors or GGUF weights, no model code unless
+    ``trust_remote_code``."""
+    check_folder(path, trust_remote_code=trust_remote_code, gguf=bool(gguf_file))
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -81,10 +87,14 @@ def load_model(
         device = "cuda" if torch.cuda.is_available() else "cpu"
     weights = pick_dtype(torch, dtype, device)
     kwargs: dict[str, Any] = {"gguf_file": gguf_file} if gguf_file else {}
+    kwargs["trust_remote_code"] = trust_remote_code
+    weights_kw = loader_kwargs(trust_remote_code=trust_remote_code, gguf=bool(gguf_file))
     with quiet_progress():
         tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
         model = AutoModelForCausalLM.from_pretrained(
-            path, dtype=getattr(torch, "float32" if weights == "int8" else weights), **kwargs
+            path,
+            dtype=getattr(torch, "float32" if weights == "int8" else weights),
+            **{**kwargs, **weights_kw},
         )
     model.to(device)
     model.eval()

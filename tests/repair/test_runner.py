@@ -686,6 +686,7 @@ def test_hones_environment_stays_out(tmp_path, monkeypatch):
     site = next(p for p in sys.path if p.startswith(hone_prefix) and p.endswith("site-packages"))
     monkeypatch.setenv("HONE_TOKEN", "secret-token")
     monkeypatch.setenv("HONE_API_KEY", "secret-key")
+    monkeypatch.setenv("HF_TOKEN", "hf_secret")
     monkeypatch.setenv("VIRTUAL_ENV", hone_prefix)
     monkeypatch.setenv("PATH", hone_bin + os.pathsep + os.environ.get("PATH", ""))
     monkeypatch.setenv("PYTHONPATH", site + os.pathsep + "/somewhere/else")
@@ -702,7 +703,9 @@ def test_hones_environment_stays_out(tmp_path, monkeypatch):
                 def test_env():
                     env = os.environ
                     assert not [k for k in env if k.startswith("HONE_") and "PYTEST" not in k]
-                    assert "VIRTUAL_ENV" not in env
+                    assert "VIRTUAL_ENV" not in env and "HF_TOKEN" not in env
+                    seen = repr(dict(env))
+                    assert not [s for s in ("secret-token", "secret-key", "hf_secret") if s in seen]
                     path, pythonpath = env["PATH"].split(":"), env["PYTHONPATH"].split(":")
                     assert not [p for p in path if p.startswith(HONE)]
                     assert pythonpath[0] == "/somewhere/else"

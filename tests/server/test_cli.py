@@ -48,11 +48,6 @@ def test_complete_reports_bad_locations_and_files(tmp_path):
     assert out.returncode == 2 and "PATH:LINE:COL" in out.stderr
 
 
-def test_serve_refuses_non_loopback_tcp_without_flag():
-    out = hone("serve", "--tcp", "0.0.0.0:2999")
-    assert out.returncode == 2 and "only loopback" in out.stderr
-
-
 def test_doctor_reports_versions_and_model(tmp_path):
     out = hone("doctor", "--json")
     data = json.loads(out.stdout)
