@@ -12,7 +12,9 @@ Spec string ``scripted:/path/file.json``; the file holds::
      "hang": false,            # wait (yielding nothing) until cancelled
      "load_ms": 0,             # time load() takes (a slow model start)
      "family": "plain",        # prompt family detect_template() reports (optional)
-     "tokenizer": true}        # false: count_tokens() returns None, like a remote server
+     "tokenizer": true,        # false: count_tokens() returns None, like a remote server
+     "remote": false,          # true: the backend says it sends requests to another machine
+     "record": null}           # a file each rendered prompt is appended to (a JSON line)
 
 Requests are rendered as a real backend renders them: an Infill with the family's
 template (and its stop strings), a chat as "role: content" lines. The first response
@@ -59,6 +61,8 @@ class Script:
     load_ms: float = 0.0
     family: str | None = None  # prompt family to report (default: plain)
     tokenizer: bool = True
+    remote: bool = False
+    record: str | None = None
 
     @classmethod
     def from_json(cls, data: dict) -> Script:
@@ -84,6 +88,8 @@ class Script:
                 load_ms=float(data.get("load_ms", 0)),
                 family=str(data["family"]) if data.get("family") else None,
                 tokenizer=bool(data.get("tokenizer", True)),
+                remote=bool(data.get("remote", False)),
+                record=str(data["record"]) if data.get("record") else None,
             )
         except (TypeError, ValueError) as exc:
             raise ModelError(f"scripted backend: bad value: {exc}") from exc
@@ -114,6 +120,12 @@ class ScriptedBackend:
         time.sleep(script.load_ms / 1000)
         if script.raise_on == "load":
             raise ModelError(f"scripted backend {self.path} was told to fail loading")
+
+    @property
+    def remote(self) -> bool:
+        """Whether requests leave this machine (the script's ``remote``): the agent then
+        sends them redacted (hone.agent.outbound)."""
+        return self._read().remote
 
     def count_tokens(self, text: str) -> int | None:
         return len(text) // 4 if self._read().tokenizer else None
@@ -148,6 +160,9 @@ class ScriptedBackend:
             if script.raise_on == "load":
                 raise ModelError(f"scripted backend {self.path} was told to fail loading")
             prompt = self.render(request)
+            if script.record:
+                with open(script.record, "a", encoding="utf-8") as out:
+                    out.write(json.dumps(prompt) + "\n")
             if request.infill is not None:
                 stop = [*request.stop, *self.detect_template().stop]
                 request = dataclasses.replace(request, stop=stop)

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from hone.retrieval.chunks import chunk_text
 from hone.retrieval.files import SourceFile, list_workspace, read_source
+from hone.retrieval.secrets import redact
 from hone.retrieval.store import IndexStore, StoredChunk, content_hash
 from hone.retrieval.syntax import language_for_path, language_object
 
@@ -48,6 +49,7 @@ class IndexReport:
     unchanged: int = 0
     removed: int = 0  # gone from the workspace, dropped from the index
     chunks: int = 0  # in the index after the update
+    secrets: int = 0  # secrets replaced in the files read now (retrieval/secrets.py)
     skipped: dict[str, int] = field(default_factory=dict)  # reason -> files
     skipped_examples: dict[str, list[str]] = field(default_factory=dict)
     interrupted_before: bool = False  # the previous update was killed: this one completed it
@@ -151,6 +153,7 @@ class Index:
                 if progress is not None and (done % 50 == 0 or done == total):
                     progress(done, total, source.path)
         report.chunks = store.counts()["chunks"]
+        report.secrets = int(timing.pop("secrets", 0))
         report.seconds.update({k: round(v, 3) for k, v in timing.items()})
         report.seconds["total"] = round(time.perf_counter() - t0, 3)
         return report
@@ -167,6 +170,11 @@ class Index:
         if row is not None and row.hash == digest and not row.live:
             writer.touch(source.path, source.size, source.mtime_ns)
             return False
+        t = time.perf_counter()
+        # The index never holds a secret (the hash above is of the file as it is).
+        text, found = redact(text)
+        timing["secrets"] += found
+        timing["scan"] += time.perf_counter() - t
         t = time.perf_counter()
         chunks = chunk_text(source.path, text, source.language)
         timing["chunk"] += time.perf_counter() - t
@@ -200,7 +208,7 @@ class Index:
         row = self.store.files().get(path)
         if row is not None and row.hash == digest:
             return False
-        chunks = chunk_text(path, text, language)
+        chunks = chunk_text(path, redact(text)[0], language)
         with self.store.writer() as writer:
             writer.put_file(path, digest, len(text), 0, language, chunks, live=True)
         return True

@@ -16,6 +16,7 @@ from hone.agent.completion.options import CompletionOptions
 from hone.agent.completion.policy import Decision, Mode, decide, line_is_open
 from hone.agent.completion.postprocess import is_complete, postprocess
 from hone.agent.completion.prompting import Prompt, build_prompt, workspace_path
+from hone.agent.outbound import for_backend
 from hone.models.backend import (
     Cancelled,
     CancelToken,
@@ -189,7 +190,7 @@ class CompletionEngine:
             raise Cancelled("superseded before the model started")
         self.generations_started += 1
         t1 = time.perf_counter()
-        generation = self.backend.generate(gen, cancel)
+        generation = self.backend.generate(for_backend(self.backend, gen), cancel)
         raw = "".join(generation)  # a Cancelled raised here carries the generation's stats
         timings["model_ms"] = _ms(t1)
         stats = generation.stats

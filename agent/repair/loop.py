@@ -31,6 +31,7 @@ from importlib import resources
 from pathlib import Path, PurePath
 from typing import Any, Protocol
 
+from hone.agent.outbound import for_backend
 from hone.agent.repair.edits import (
     EditError,
     apply_edits,
@@ -316,7 +317,7 @@ def backend_proposer(
 
         def call(cancel: Any) -> list[str]:
             # a Generation runs as it is read: read it here, where the model may be used
-            return backend.generate(request, cancel).texts()
+            return backend.generate(for_backend(backend, request), cancel).texts()
 
         if submit is not None:
             return submit(call, stop or _never)
