@@ -114,6 +114,7 @@ class RepairCommands:
 
     def _check_allowed(self) -> None:
         if not self.server.options.run_code:
+            log.warning("refused a command that runs the repository's tests: runCode is off")
             raise CommandFailed(
                 "hone: running the repository's tests is off for this workspace. Enable it "
                 "for a workspace you trust: set the option runCode to true (VS Code: trust the "
