@@ -11,6 +11,9 @@
 --   attach_timeout_ms how long the client may take to attach
 --   ghost_timeout_ms  how long the ghost text may take to appear
 --   max_retriggers    how often to re-enter insert mode after an empty answer
+--   second_file       optional: after accepting, open this file too and record which hone
+--                     clients serve each buffer and what the server knows of the workspace
+--   checkhealth       optional: at the end, record the lines of :checkhealth hone
 
 local api = vim.api
 local scenario = vim.json.decode(vim.env.HONE_NVIM_SCENARIO or "{}")
@@ -76,6 +79,44 @@ local function ghost(bufnr)
   }
 end
 
+--- Open `scenario.second_file` (another folder) after the first buffer's client attached:
+--- record the hone clients of both buffers and the server's view of the workspace.
+---@param first integer the first buffer
+local function second_file(first)
+  vim.cmd("stopinsert")
+  vim.cmd.edit(vim.fn.fnameescape(scenario.second_file))
+  local bufnr = api.nvim_get_current_buf()
+  local attached = wait_for(function()
+    local s = require("hone").status(bufnr)
+    return s.attached and s.clients[1].initialized and s
+  end, scenario.attach_timeout_ms, 50)
+  local function ids(buf)
+    return vim.tbl_map(function(c)
+      return c.id
+    end, vim.lsp.get_clients({ name = "hone", bufnr = buf, _uninitialized = true }))
+  end
+  local all = vim.lsp.get_clients({ name = "hone", _uninitialized = true })
+  result.second = {
+    attached = attached and true or false,
+    first_clients = ids(first),
+    second_clients = ids(bufnr),
+    all_clients = #all,
+    workspace_folders = all[1] and all[1].workspace_folders,
+  }
+  if not attached then
+    fail("the hone client did not attach to the second buffer")
+  end
+  -- What the server itself knows (hone/workspace): its folders and open documents.
+  local answer
+  all[1]:request("hone/workspace", vim.empty_dict(), function(err, res)
+    answer = { err = err, result = res }
+  end, bufnr)
+  result.second.server = wait_for(function()
+    return answer
+  end, 5000, 20)
+  step("second_file", result.second)
+end
+
 local function main()
   local bufnr = api.nvim_get_current_buf()
   local hone = require("hone")
@@ -87,6 +128,7 @@ local function main()
   end, scenario.attach_timeout_ms, 50)
   if _G.hone_test_server_exit then
     result.server_exit = _G.hone_test_server_exit
+    sleep(200) -- let scheduled messages (e.g. why the server went away) reach :messages
     result.status = hone.status(bufnr)
     fail("the server exited before attaching")
   end
@@ -178,6 +220,14 @@ local function main()
   result.mode_after = api.nvim_get_mode().mode
   result.ghost_after = ghost(bufnr)
   step("accepted")
+
+  if scenario.second_file then
+    second_file(bufnr)
+  end
+  if scenario.checkhealth then
+    vim.cmd("checkhealth hone")
+    result.checkhealth = api.nvim_buf_get_lines(0, 0, -1, false)
+  end
   result.ok = true
   finish()
 end

@@ -1,6 +1,28 @@
 -- :checkhealth hone
 local M = {}
 
+--- Over TCP: the address, where the token comes from (never the token), the token file's mode.
+---@param config hone.Config
+local function check_tcp(config)
+  local tcp = require("hone.tcp")
+  vim.health.info(
+    ("transport: TCP to %s (a running `hone serve --tcp`; cmd and model are not used)"):format(config.tcp)
+  )
+  local source, found, path = tcp.describe(config)
+  if not found then
+    vim.health.error(source, {
+      "set token_file (or token, or $HONE_TOKEN) to the server's token; "
+        .. "`hone serve --tcp` prints where its token is",
+    })
+    return
+  end
+  vim.health.ok(source)
+  local info = path and vim.uv.fs_stat(path)
+  if info and bit.band(info.mode, 63) ~= 0 then -- 0o077: group or others may read it
+    vim.health.warn(("%s can be read by other users"):format(path), { "chmod 600 " .. path })
+  end
+end
+
 function M.check()
   local hone = require("hone")
   vim.health.start("hone")
@@ -13,13 +35,18 @@ function M.check()
     vim.health.warn('not set up: call require("hone").setup()')
     return
   end
-  local exe = hone.config.cmd[1]
-  if vim.fn.executable(exe) == 1 then
-    vim.health.ok(("server command %q found: %s"):format(exe, vim.fn.exepath(exe)))
+  if hone.config.tcp then
+    check_tcp(hone.config)
   else
-    vim.health.error(("server command %q is not executable"):format(exe), {
-      "pip install hone (or point cmd at the hone script in its virtualenv)",
-    })
+    vim.health.info("transport: stdio (Neovim starts its own `hone serve`; no token needed)")
+    local exe = hone.config.cmd[1]
+    if vim.fn.executable(exe) == 1 then
+      vim.health.ok(("server command %q found: %s"):format(exe, vim.fn.exepath(exe)))
+    else
+      vim.health.error(("server command %q is not executable"):format(exe), {
+        "pip install hone (or point cmd at the hone script in its virtualenv)",
+      })
+    end
   end
   local run_code = hone.status().run_code
   if run_code then
@@ -36,7 +63,9 @@ function M.check()
   end
   for _, client in ipairs(clients) do
     local bufs = vim.tbl_keys(client.attached_buffers)
-    vim.health.info(("client %d attached to buffers %s"):format(client.id, vim.inspect(bufs)))
+    local how = require("hone.tcp").is_tcp(client) and ("over TCP to " .. tostring(hone.config.tcp))
+      or "over stdio"
+    vim.health.info(("client %d (%s) attached to buffers %s"):format(client.id, how, vim.inspect(bufs)))
     if client:supports_method("textDocument/inlineCompletion") then
       vim.health.ok("server advertises inlineCompletionProvider")
     else

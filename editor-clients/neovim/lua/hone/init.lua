@@ -5,6 +5,9 @@
 --- textDocument/inlineCompletion) in the buffers the server attaches to, and maps a key that
 --- accepts the ghost text. Everything else (when to complete, what to show) is the server's job.
 ---
+--- With `tcp = "HOST:PORT"` it attaches to a running `hone serve --tcp` instead of starting one
+--- (one client for all buffers, the server's token sent in `initialize`; lua/hone/tcp.lua).
+---
 --- It also drives the server's "fix this failing test" and "localize" commands (:HoneFix,
 --- :HoneLocalize, the "Fix failing test" code lens; lua/hone/repair.lua). They run the
 --- repository's tests, so they are off until `run_code = true`.
@@ -19,14 +22,17 @@ M.name = "hone"
 ---@field prev string|false Insert-mode key that shows the previous candidate.
 
 ---@class hone.Config
----@field cmd string[] Command that starts the server (speaks LSP over stdio).
----@field model? string Passed to the server as `--model MODEL` (else the server's default / $HONE_MODEL).
+---@field cmd string[] Command that starts the server (speaks LSP over stdio). Not used with `tcp`.
+---@field model? string Passed to the server as `--model MODEL` (else the server's default / $HONE_MODEL). Not used with `tcp`.
+---@field tcp? string "HOST:PORT" ("[::1]:2087" for IPv6) of a running `hone serve --tcp HOST:PORT` to attach to, instead of starting a server over stdio (nil, the default). Plain TCP: reach a remote server through an SSH tunnel.
+---@field token? string With `tcp`: the server's token (sent as initializationOptions.token, trimmed; never shown).
+---@field token_file? string With `tcp`: a file holding the server's token (used when `token` is nil). Then $HONE_TOKEN, then the server's generated token file for that port ($XDG_RUNTIME_DIR/hone/tcp-PORT.token, else ~/.local/state/hone/tcp-PORT.token).
 ---@field filetypes string[] Filetypes the server is started for.
 ---@field root_markers (string|string[])[] Files that mark the workspace root.
 ---@field init_options table Sent as `initializationOptions` (e.g. maxNewTokens, multiline, debounceMs).
 ---@field settings? table Sent as `workspace/didChangeConfiguration` settings after start.
----@field cmd_env? table Extra environment for the server process.
----@field detached? boolean Run the server in its own process group (Neovim's default: true).
+---@field cmd_env? table Extra environment for the server process (stdio only).
+---@field detached? boolean Run the server in its own process group (Neovim's default: true; stdio only).
 ---@field exit_timeout integer|false On quit, wait this many ms for the server to exit after "shutdown", then SIGTERM it (false: don't wait).
 ---@field inline_completion boolean Enable vim.lsp.inline_completion in attached buffers.
 ---@field keymaps hone.Keymaps
@@ -40,6 +46,9 @@ M.name = "hone"
 M.defaults = {
   cmd = { "hone", "serve" },
   model = nil,
+  tcp = nil,
+  token = nil,
+  token_file = nil,
   filetypes = {
     "python",
     "javascript",
@@ -76,6 +85,10 @@ M.config = nil
 
 local augroup = vim.api.nvim_create_augroup("hone", { clear = true })
 
+--- "stdio" or "tcp": what the last setup() registered with vim.lsp.config.
+---@type string?
+local registered_transport = nil
+
 --- The command line that starts the server, with `--model` appended when configured.
 ---@param config hone.Config
 ---@return string[]
@@ -99,11 +112,27 @@ local function init_options(config)
   return opts
 end
 
---- The vim.lsp.Config registered under the name "hone".
+--- The vim.lsp.Config registered under the name "hone". With `tcp`, `cmd` connects to the
+--- running server and adds the token to the `initialize` request as it is sent (the token is
+--- in no field of this table), `root_dir` attaches only when a token is found, and
+--- `reuse_client` keeps one client (one connection) for all buffers.
 ---@param config hone.Config
 ---@return vim.lsp.Config
 function M.lsp_config(config)
   local opts = init_options(config)
+  if config.tcp then
+    local tcp = require("hone.tcp")
+    return {
+      cmd = tcp.cmd(config),
+      filetypes = config.filetypes,
+      root_markers = config.root_markers,
+      root_dir = tcp.root_dir(config, M.name),
+      reuse_client = tcp.reuse_client,
+      init_options = next(opts) ~= nil and opts or nil,
+      settings = config.settings,
+      flags = { exit_timeout = config.exit_timeout },
+    }
+  end
   return {
     cmd = server_cmd(config),
     filetypes = config.filetypes,
@@ -155,6 +184,10 @@ local function on_attach(args)
     vim.lsp.inline_completion.enable(true, { bufnr = args.buf })
   end
   map_keys(args.buf, M.config.keymaps)
+  if M.config.tcp and require("hone.tcp").is_tcp(client) then
+    -- One client serves every root over TCP: tell the server about this buffer's.
+    require("hone.tcp").add_folder(client, args.buf, M.config)
+  end
   if
     M.config.codelens
     and vim.bo[args.buf].filetype == "python"
@@ -175,18 +208,24 @@ function M.setup(opts)
     end
   end
   vim.validate("cmd", config.cmd, "table")
+  vim.validate("tcp", config.tcp, function(v)
+    return require("hone.tcp").parse(v) ~= nil
+  end, true, '"HOST:PORT" (e.g. "127.0.0.1:2087")')
+  vim.validate("token", config.token, "string", true)
+  vim.validate("token_file", config.token_file, "string", true)
   vim.validate("filetypes", config.filetypes, "table")
   vim.validate("init_options", config.init_options, "table")
   vim.validate("run_code", config.run_code, "boolean")
   vim.validate("repair", config.repair, "table")
   vim.validate("repair.confirm", config.repair.confirm, "function", true)
   M.config = config
+  require("hone.tcp").reset()
 
   if vim.fn.has("nvim-0.12") == 0 or not (vim.lsp and vim.lsp.inline_completion) then
     vim.notify("hone: Neovim >= 0.12 (vim.lsp.inline_completion) is required", vim.log.levels.ERROR)
     return
   end
-  if vim.fn.executable(config.cmd[1]) == 0 then
+  if config.tcp == nil and vim.fn.executable(config.cmd[1]) == 0 then
     vim.notify(("hone: %q is not executable; set cmd in setup()"):format(config.cmd[1]), vim.log.levels.WARN)
   end
 
@@ -204,7 +243,15 @@ function M.setup(opts)
   vim.lsp.commands[repair.FIX] = repair.command_handler("fix")
   vim.lsp.commands[repair.LOCALIZE] = repair.command_handler("localize")
 
-  vim.lsp.config(M.name, M.lsp_config(config))
+  local transport = config.tcp and "tcp" or "stdio"
+  if registered_transport and registered_transport ~= transport then
+    -- vim.lsp.config() merges: switching between stdio and TCP must drop the other's fields
+    -- (root_dir, reuse_client, cmd_env, detached), so replace the whole config.
+    vim.lsp.config[M.name] = M.lsp_config(config)
+  else
+    vim.lsp.config(M.name, M.lsp_config(config))
+  end
+  registered_transport = transport
   vim.lsp.enable(M.name)
 end
 
@@ -220,11 +267,13 @@ end
 ---@return table
 function M.status(bufnr)
   bufnr = vim._resolve_bufnr(bufnr)
+  local tcp = require("hone.tcp")
   local clients = {}
   for _, client in ipairs(M.clients(bufnr)) do
     table.insert(clients, {
       id = client.id,
       name = client.name,
+      transport = tcp.is_tcp(client) and "tcp" or "stdio",
       initialized = client.initialized or false,
       root_dir = client.root_dir,
       server_info = client.server_info,
@@ -242,7 +291,11 @@ function M.status(bufnr)
     attached = #clients > 0,
     clients = clients,
     inline_completion_enabled = vim.lsp.inline_completion.is_enabled({ bufnr = bufnr }),
-    cmd = M.config and server_cmd(M.config) or nil,
+    transport = M.config and (M.config.tcp and "tcp" or "stdio") or nil,
+    cmd = M.config and not M.config.tcp and server_cmd(M.config) or nil,
+    -- Over TCP: the server's address, and where the token comes from (never the token).
+    address = M.config and M.config.tcp or nil,
+    token_source = M.config and M.config.tcp and (tcp.describe(M.config)) or nil,
     run_code = M.config and init_options(M.config).runCode == true or false,
     running = vim.tbl_get(require("hone.repair").state, "pending", "kind"),
   }
@@ -261,7 +314,8 @@ function M.print_status()
       s.bufnr,
       s.filetype
     ),
-    ("  cmd: %s"):format(table.concat(s.cmd, " ")),
+    s.transport == "tcp" and ("  tcp: %s (%s)"):format(s.address, s.token_source)
+      or ("  stdio, cmd: %s"):format(table.concat(s.cmd, " ")),
     ("  inline completion enabled in buffer: %s"):format(s.inline_completion_enabled),
     ("  run_code (:HoneFix, :HoneLocalize): %s%s"):format(
       s.run_code,
@@ -272,9 +326,10 @@ function M.print_status()
     local info = c.server_info and (c.server_info.name .. " " .. (c.server_info.version or "")) or "?"
     table.insert(
       lines,
-      ("  client %d: %s, server %s, root %s, inlineCompletionProvider: %s"):format(
+      ("  client %d: %s over %s, server %s, root %s, inlineCompletionProvider: %s"):format(
         c.id,
         c.stopped and "stopped" or (c.initialized and "running" or "starting"),
+        c.transport,
         info,
         c.root_dir or "(none)",
         c.inline_completion
@@ -311,8 +366,23 @@ function M.localize(test)
   require("hone.repair").localize({ test = test })
 end
 
---- Stop the hone clients and start them again for the open buffers.
+--- Stop the hone clients and start them again for the open buffers. Over TCP it only
+--- reconnects: `hone serve --tcp` stops when its client disconnects, so with a client attached
+--- it says so and leaves it (start the server again first if it went away).
 function M.restart()
+  if M.config and M.config.tcp and #vim.lsp.get_clients({ name = M.name }) > 0 then
+    vim.notify(
+      ("hone: attached over TCP to %s; disconnecting would stop that server (it serves one client "
+        .. "and exits when it leaves). Restart `hone serve --tcp` yourself, then :HoneRestart reconnects"):format(
+        M.config.tcp
+      ),
+      vim.log.levels.WARN
+    )
+    return
+  end
+  if M.config and M.config.tcp then
+    require("hone.tcp").drop_waiting()
+  end
   vim.lsp.enable(M.name, false)
   vim.defer_fn(function()
     vim.lsp.enable(M.name, true)
