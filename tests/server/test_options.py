@@ -68,7 +68,18 @@ def test_every_option_is_documented():
 REPO = Path(__file__).resolve().parents[2]
 VSCODE = REPO / "editor-clients" / "vscode"
 # VS Code settings that are not server options: how to start the server, and LSP tracing.
-CLIENT_ONLY = {"hone.command", "hone.args", "hone.model", "hone.trace.server"}
+# Client-only: how the extension starts or reaches the server (hone.tcp and the token and TLS
+# settings attach it to a running `hone serve --tcp`), and the client library's trace.
+CLIENT_ONLY = {
+    "hone.command",
+    "hone.args",
+    "hone.model",
+    "hone.trace.server",
+    "hone.tcp",
+    "hone.tokenFile",
+    "hone.tls",
+    "hone.tlsCaFile",
+}
 # Options the VS Code extension sets from workspace trust: not user settings there.
 FROM_TRUST = {"runCode"}
 JSON_TYPES = {

@@ -17,14 +17,25 @@
 //    runCode following workspace trust, the command UI against scripted server answers, and the
 //    whole flow (code lens, diff, modal Apply/Cancel, workspace/applyEdit, quick pick) with the
 //    real client and server on a tiny repository in a temporary folder.
+// 6. Attaching to a running `hone serve --tcp` (hone.tcp): the settings are client-only and
+//    restricted in untrusted workspaces; serverOptions connects and the token reaches the server
+//    only inside the initialize request (not initializationOptions, didChangeConfiguration, the
+//    log); where the token is looked for; bad addresses, nothing listening, TLS with a
+//    self-signed certificate (stand-in listeners); with the real client: the server's refusal
+//    shown once even when the close overtakes it, a lost connection not retried; and against
+//    the real `hone serve --tcp` with HONE_TOKEN: a wrong token is refused once and shown, the
+//    right one (from an owner-only token file) gets an inline completion, a second client is
+//    turned away, and the client's disconnect stops the server. The token is in no output.
 "use strict";
 const assert = require("node:assert/strict");
 const fs = require("node:fs");
 const os = require("node:os");
 const path = require("node:path");
 const cp = require("node:child_process");
+const crypto = require("node:crypto");
+const net = require("node:net");
 const Module = require("node:module");
-const { test } = require("node:test");
+const { test, after } = require("node:test");
 
 const ROOT = path.resolve(__dirname, "..");
 const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, "package.json"), "utf8"));
@@ -71,7 +82,7 @@ test("every hone.* setting but the client-only ones is a server option, forwarde
     [...forwarded].sort(),
     [...contributed.filter((k) => !extension.CLIENT_ONLY.includes(k)), "runCode"].sort(),
   );
-  assert.deepEqual([...extension.CLIENT_ONLY].sort(), ["args", "command", "model", "trace.server"]);
+  assert.deepEqual([...extension.CLIENT_ONLY].sort(), ["args", "command", "model", "tcp", "tls", "tlsCaFile", "tokenFile", "trace.server"]);
   for (const name of ["maxNewTokensMulti", "maxLines", "retrievalTokens", "contextTokens", "enable"]) {
     assert.ok(forwarded.includes(name), `${name} is not forwarded`);
   }
@@ -339,7 +350,7 @@ test("manifest: repair commands and settings, untrusted workspaces limited, runC
   const untrusted = pkg.capabilities.untrustedWorkspaces;
   assert.equal(untrusted.supported, "limited");
   assert.match(untrusted.description, /trusted/);
-  for (const key of ["hone.command", "hone.args", "hone.python"]) {
+  for (const key of ["hone.command", "hone.args", "hone.python", "hone.trustRemoteCode"]) {
     assert.ok(untrusted.restrictedConfigurations.includes(key), `${key} must not come from an untrusted workspace`);
   }
   assert.equal(props["hone.runCode"], undefined, "runCode follows workspace trust; it must not be a setting");
@@ -725,4 +736,461 @@ test("fix a failing test and localize, end to end: lens, trust, diff, Apply/Canc
     console.log(output());
     console.log(JSON.stringify(record.progress.map((p) => [p.options.title, p.reports.map((r) => r.message)]), null, 1));
   }
+});
+
+// ---------------------------------------------------------------- 6. attach to a running server
+const jsonrpc = require("vscode-jsonrpc/node");
+
+/** A random token: long, and unlike anything else in the output. */
+const randomToken = (label) => `${label}-${crypto.randomBytes(16).toString("hex")}`;
+
+/** A token file in `dir`, owner-only, as `hone serve` writes one (the token, a newline). */
+function writeTokenFile(dir, secret, name = "token") {
+  const file = path.join(dir, name);
+  fs.writeFileSync(file, `${secret}\n`, { mode: 0o600 });
+  return file;
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago. */
+async function freePort() {
+  const server = net.createServer();
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/**
+ * A stand-in listener (plain TCP, or TLS with `tlsOptions`) that records the first LSP message
+ * of each connection: `next()` resolves to the next connection's message. It answers nothing,
+ * or what `answer(message, socket)` writes.
+ */
+async function recordingListener(tlsOptions, answer) {
+  const firsts = [];
+  const waiting = [];
+  const sockets = new Set();
+  let connections = 0;
+  const onSocket = (socket) => {
+    connections++;
+    sockets.add(socket);
+    socket.on("error", () => {});
+    socket.on("close", () => sockets.delete(socket));
+    const reader = new jsonrpc.StreamMessageReader(socket);
+    let seen = 0;
+    reader.listen((message) => {
+      if (seen++ > 0) return;
+      if (answer) answer(message, socket);
+      const resolve = waiting.shift();
+      if (resolve) resolve(message);
+      else firsts.push(message);
+    });
+  };
+  const { createServer } = tlsOptions ? require("node:tls") : net;
+  const server = tlsOptions ? createServer(tlsOptions, onSocket) : createServer(onSocket);
+  server.on("tlsClientError", () => {});
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    port: server.address().port,
+    connections: () => connections,
+    next: () => (firsts.length ? Promise.resolve(firsts.shift()) : new Promise((resolve) => waiting.push(resolve))),
+    close: () => {
+      for (const socket of sockets) socket.destroy();
+      return new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+/** Send an initialize request (and `initialized`) over transports from serverOptions. */
+async function sendInitialize(transports, initializationOptions) {
+  await transports.writer.write({ jsonrpc: "2.0", id: 0, method: "initialize", params: { processId: 1, capabilities: {}, initializationOptions } });
+  await transports.writer.write({ jsonrpc: "2.0", method: "initialized", params: {} });
+}
+
+/** Set environment variables (undefined unsets) for one test. */
+function setEnv(t, changes) {
+  const saved = Object.fromEntries(Object.keys(changes).map((key) => [key, process.env[key]]));
+  const apply = (values) => {
+    for (const [key, value] of Object.entries(values)) {
+      if (value === undefined) delete process.env[key];
+      else process.env[key] = value;
+    }
+  };
+  apply(changes);
+  t.after(() => apply(saved));
+}
+
+/** serverOptions of an extension activated (stand-in client) with `settings`. */
+async function attachOptions(settings) {
+  const { extension, vscode, client } = loadExtension(settings);
+  await extension.activate(context());
+  await extension.deactivate();
+  return { serverOptions: client.instances[0] && client.instances[0].serverOptions, vscode, client };
+}
+
+test("manifest: hone.tcp, hone.tokenFile, hone.tls, hone.tlsCaFile: client-only, user settings in untrusted workspaces", () => {
+  const expected = { "hone.tcp": ["string", ""], "hone.tokenFile": ["string", ""], "hone.tls": ["boolean", false], "hone.tlsCaFile": ["string", ""] };
+  const { extension } = loadExtension({});
+  for (const [key, [type, dflt]] of Object.entries(expected)) {
+    assert.ok(props[key], `missing setting ${key}`);
+    assert.equal(props[key].type, type, `${key} type`);
+    assert.equal(props[key].default, dflt, `${key} default`);
+    assert.ok(props[key].description, `${key} needs a description`);
+    assert.ok(extension.CLIENT_ONLY.includes(key.slice("hone.".length)), `${key} would be sent to the server`);
+    // An untrusted workspace must not send the user's token elsewhere.
+    assert.ok(pkg.capabilities.untrustedWorkspaces.restrictedConfigurations.includes(key), `${key} not restricted`);
+  }
+  assert.match(props["hone.tokenFile"].description, /HONE_TOKEN/);
+  assert.match(props["hone.tokenFile"].description, /tcp-PORT\.token/);
+});
+
+test("hone.tcp: serverOptions connects; the token goes only into the initialize request, on the wire", async (t) => {
+  const secret = randomToken("secret");
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "hone-vscode-tcp-"));
+  const file = writeTokenFile(tmp, secret);
+  const listener = await recordingListener();
+  t.after(async () => {
+    await listener.close();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+  const settings = { tcp: `127.0.0.1:${listener.port}`, tokenFile: file, multiline: false };
+  const { extension, vscode, client } = loadExtension(settings, { trusted: true });
+  await extension.activate(context());
+  const c = client.instances[0];
+  assert.equal(typeof c.serverOptions, "function", "attached, serverOptions is a function that connects");
+  assert.equal(c.clientOptions.initializationFailedHandler(new Error("refused")), false, "a refused initialize is retried");
+  assert.equal(c.clientOptions.errorHandler.closed().action, 1 /* DoNotRestart */, "a lost connection is retried");
+  const init = c.clientOptions.initializationOptions();
+  assert.deepEqual(init, { ...extension.SERVER_OPTION_DEFAULTS, multiline: false, runCode: true }, "the token is no option");
+
+  const transports = await c.serverOptions();
+  t.after(() => transports.writer.dispose());
+  await sendInitialize(transports, init);
+  const first = await listener.next();
+  assert.equal(first.method, "initialize");
+  assert.deepEqual(first.params.initializationOptions, { ...init, token: secret });
+  assert.equal(init.token, undefined, "the client's own params got the token");
+
+  // didChangeConfiguration: the server options and runCode, no token; no restart.
+  settings.maxLines = 3;
+  await fireConfigChange(vscode, "hone.maxLines");
+  assert.deepEqual(c.notifications, [
+    {
+      method: "workspace/didChangeConfiguration",
+      params: { settings: { hone: { ...extension.SERVER_OPTION_DEFAULTS, multiline: false, maxLines: 3, runCode: true } } },
+    },
+  ]);
+  assert.ok(!JSON.stringify(c.notifications).includes(secret), "the token is in didChangeConfiguration");
+  // The launch settings concern the extension's own server: no restart (it would stop this one).
+  settings.model = "scripted:/tmp/x.json";
+  await fireConfigChange(vscode, "hone.model");
+  assert.equal(client.instances.length, 1, "hone.model restarted an attached client");
+  // The log names where the token came from, never the token.
+  assert.ok(vscode.channel.lines.some((line) => line.includes(file)), vscode.channel.lines.join("\n"));
+  assert.ok(!vscode.channel.lines.join("\n").includes(secret), "the token is in the log");
+  // Another address: attach again.
+  settings.tcp = "127.0.0.1:9";
+  await fireConfigChange(vscode, "hone.tcp");
+  assert.equal(client.instances.length, 2, "a new client after hone.tcp changed");
+  assert.equal(c.running, false);
+  await extension.deactivate();
+});
+
+test("hone.tcp: the token from hone.tokenFile, else HONE_TOKEN, else the server's default file; else where it looked", async (t) => {
+  const runtime = fs.mkdtempSync(path.join(os.tmpdir(), "hone-vscode-runtime-"));
+  const listener = await recordingListener();
+  t.after(async () => {
+    await listener.close();
+    fs.rmSync(runtime, { recursive: true, force: true });
+  });
+  setEnv(t, { XDG_RUNTIME_DIR: runtime, HONE_TOKEN: undefined });
+  const tcp = `127.0.0.1:${listener.port}`;
+  const defaultFile = path.join(runtime, "hone", `tcp-${listener.port}.token`);
+  const tokenSent = async (serverOptions) => {
+    const transports = await serverOptions();
+    await sendInitialize(transports, {});
+    const first = await listener.next();
+    transports.writer.dispose();
+    return first.params.initializationOptions.token;
+  };
+
+  const { serverOptions: implicit } = await attachOptions({ tcp });
+  await assert.rejects(implicit(), (error) => {
+    for (const place of ['"hone.tokenFile" is not set', "HONE_TOKEN is not set", `${defaultFile} does not exist`]) {
+      assert.ok(error.message.includes(place), `"${place}" not in: ${error.message}`);
+    }
+    return true;
+  });
+  fs.mkdirSync(path.dirname(defaultFile), { mode: 0o700 });
+  writeTokenFile(path.dirname(defaultFile), "from-the-default-file-0123456789", path.basename(defaultFile));
+  assert.equal(await tokenSent(implicit), "from-the-default-file-0123456789");
+  process.env.HONE_TOKEN = " from-the-environment-0123456789\n";
+  assert.equal(await tokenSent(implicit), "from-the-environment-0123456789");
+  const file = writeTokenFile(runtime, "from-the-token-file-0123456789");
+  const { serverOptions: explicit } = await attachOptions({ tcp, tokenFile: file });
+  assert.equal(await tokenSent(explicit), "from-the-token-file-0123456789");
+  // A tokenFile that is not there is an error, not a fallback to the others.
+  const { serverOptions: missing } = await attachOptions({ tcp, tokenFile: path.join(runtime, "nope") });
+  await assert.rejects(missing(), /"hone\.tokenFile" .*nope does not exist/);
+});
+
+test("hone.tcp: a malformed address or nothing listening: a clear message", async (t) => {
+  for (const bad of ["localhost", "127.0.0.1:0", "127.0.0.1:99999", "::1:2087", "host:port"]) {
+    const { extension, vscode, client } = loadExtension({ tcp: bad });
+    await extension.activate(context());
+    assert.equal(client.instances.length, 0, `a client for "${bad}"`);
+    assert.equal(vscode.calls.errors.length, 1, bad);
+    assert.match(vscode.calls.errors[0], /^hone: "hone\.tcp" must be HOST:PORT/, bad);
+    await extension.deactivate();
+  }
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "hone-vscode-tcp-"));
+  t.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+  const file = writeTokenFile(tmp, randomToken("secret"));
+  const port = await freePort();
+  const { serverOptions } = await attachOptions({ tcp: `127.0.0.1:${port}`, tokenFile: file });
+  await assert.rejects(serverOptions(), new RegExp(`^Error: nothing listens at 127\\.0\\.0\\.1:${port}: start \`hone serve --tcp`));
+});
+
+test("hone.tls: TLS with hone.tlsCaFile for a self-signed certificate; without it, a message naming the setting", async (t) => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "hone-vscode-tls-"));
+  t.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+  const cert = path.join(tmp, "cert.pem");
+  const key = path.join(tmp, "key.pem");
+  try {
+    cp.execFileSync("openssl", [
+      "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+      "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", key, "-out", cert,
+    ], { stdio: "ignore" });
+  } catch {
+    t.skip("no openssl to make a self-signed certificate");
+    return;
+  }
+  const listener = await recordingListener({ cert: fs.readFileSync(cert), key: fs.readFileSync(key) });
+  t.after(() => listener.close());
+  const secret = randomToken("secret");
+  const file = writeTokenFile(tmp, secret);
+  for (const host of ["127.0.0.1", "localhost"]) {
+    const { serverOptions } = await attachOptions({ tcp: `${host}:${listener.port}`, tokenFile: file, tls: true, tlsCaFile: cert });
+    const transports = await serverOptions();
+    await sendInitialize(transports, {});
+    assert.equal((await listener.next()).params.initializationOptions.token, secret, host);
+    transports.writer.dispose();
+  }
+  const { serverOptions: untrusted } = await attachOptions({ tcp: `127.0.0.1:${listener.port}`, tokenFile: file, tls: true });
+  await assert.rejects(untrusted(), /cannot trust the TLS certificate .*"hone\.tlsCaFile"/);
+  const { serverOptions: noCa } = await attachOptions({ tcp: `127.0.0.1:${listener.port}`, tokenFile: file, tls: true, tlsCaFile: path.join(tmp, "nope.pem") });
+  await assert.rejects(noCa(), /cannot read "hone\.tlsCaFile"/);
+});
+
+test("attached, refused: the real client shows the server's words once, though the close comes with them", { timeout: 30_000 }, async (t) => {
+  // As the server does (server/transport.py), but the answer and the close in one write: the
+  // client may see the connection closed before it handles the answer.
+  const REFUSAL = "hone refused the connection: a wrong token. Pass the server's token as initializationOptions.token (see `hone serve --help`).";
+  const frame = (message) => {
+    const body = JSON.stringify({ jsonrpc: "2.0", ...message });
+    return `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+  };
+  const listener = await recordingListener(undefined, (message, socket) => {
+    // (LSP lets a server log before it answers initialize; the client handles one message per
+    // turn of the event loop, and the close in between.)
+    const log = frame({ method: "window/logMessage", params: { type: 3, message: "refusing" } });
+    socket.end(log + frame({ id: message.id, error: { code: -32001, message: REFUSAL } }));
+  });
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "hone-vscode-tcp-"));
+  t.after(async () => {
+    await listener.close();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+  const secret = randomToken("secret");
+  const file = writeTokenFile(tmp, secret);
+  for (let round = 0; round < 5; round++) {
+    const fake = tracingVscode({ tcp: `127.0.0.1:${listener.port}`, tokenFile: file, "trace.server": "verbose" });
+    const extension = await activateWithRealClient(fake);
+    const first = await listener.next();
+    assert.equal(first.params.initializationOptions.token, secret);
+    await sleep(200);
+    await extension.deactivate().catch(() => {});
+    assert.deepEqual(
+      fake.record.shown.map((s) => s.level + ": " + s.message),
+      [`error: hone: could not attach to the server at 127.0.0.1:${listener.port}: ${REFUSAL} The token sent came from "hone.tokenFile" (${file}): it must be the one that server uses.`],
+      `round ${round}`,
+    );
+    assert.equal(fake.record.inlineProviders.length, 0);
+    assert.ok(!channelText(fake).includes(secret), "the token is in the output");
+  }
+});
+
+test("attached, the connection lost: one message saying what to do, no reconnecting", { timeout: 30_000 }, async (t) => {
+  const listener = await recordingListener(undefined, (message, socket) => {
+    const body = JSON.stringify({ jsonrpc: "2.0", id: message.id, result: { capabilities: {} } });
+    socket.write(`Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    setTimeout(() => socket.destroy(), 300); // as when the server stops
+  });
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "hone-vscode-tcp-"));
+  t.after(async () => {
+    await listener.close();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+  const fake = tracingVscode({ tcp: `127.0.0.1:${listener.port}`, tokenFile: writeTokenFile(tmp, randomToken("secret")) });
+  const extension = await activateWithRealClient(fake);
+  t.after(() => extension.deactivate().catch(() => {}));
+  assert.deepEqual(fake.record.shown, [], "a message while the connection is up");
+  const deadline = Date.now() + 10_000;
+  while (fake.record.shown.length === 0 && Date.now() < deadline) await sleep(20);
+  await sleep(1000); // a restart would connect again meanwhile
+  assert.deepEqual(
+    fake.record.shown.map((s) => s.level + ": " + s.message),
+    [`error: hone: the server at 127.0.0.1:${listener.port} closed the connection (it stops when its client disconnects): start it again, then run "hone: Restart language server".`],
+  );
+  assert.equal(listener.connections(), 1, "the client connected again");
+});
+
+// With the real client and the real `hone serve --tcp` (one server for the two tests below: a
+// refused connection leaves it serving; the attached client's disconnect stops it).
+let tcpServer;
+
+/** `hone serve --tcp 127.0.0.1:PORT` with a scripted model and HONE_TOKEN; resolves once it listens. */
+function sharedTcpServer(hone) {
+  tcpServer ??= (async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hone-vscode-tcp-server-"));
+    const script = path.join(dir, "scripted.json");
+    fs.writeFileSync(script, JSON.stringify({ responses: [{ match: null, text: "return a + b\n" }], step_ms: 5 }));
+    const secret = randomToken("server-secret");
+    const port = await freePort();
+    const proc = cp.spawn(hone, ["serve", "--tcp", `127.0.0.1:${port}`, "--model", `scripted:${script}`], {
+      env: { ...process.env, HONE_TOKEN: secret },
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    let stderr = "";
+    const exited = new Promise((resolve) => proc.on("exit", (code, signal) => resolve({ code, signal })));
+    const stop = () => {
+      proc.kill("SIGKILL");
+      fs.rmSync(dir, { recursive: true, force: true });
+    };
+    await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`hone serve --tcp did not listen within 60 s\n${stderr}`)), 60_000);
+      proc.stderr.on("data", (data) => {
+        stderr += data;
+        if (stderr.includes("Language Server Protocol on tcp")) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      exited.then(({ code }) => reject(new Error(`hone serve --tcp exited (${code})\n${stderr}`)));
+    });
+    return { address: `127.0.0.1:${port}`, secret, proc, exited, stderr: () => stderr, stop };
+  })();
+  return tcpServer;
+}
+
+after(async () => {
+  const server = tcpServer && (await tcpServer.catch(() => undefined));
+  if (server) server.stop();
+});
+
+/** Everything the output channels got, in full. */
+const channelText = (fake) => fake.record.channels.map((c) => c.lines.join("\n")).join("\n");
+
+/** A fake `vscode` whose output channels log at Trace level (so `trace.server` traces). */
+function tracingVscode(settings) {
+  const { createVscode } = require("./vscode-fake");
+  const fake = createVscode(settings);
+  const create = fake.vscode.window.createOutputChannel;
+  fake.vscode.window.createOutputChannel = (...args) => Object.assign(create(...args), { logLevel: fake.vscode.LogLevel.Trace });
+  return fake;
+}
+
+test("attached with a wrong token: no client; the server's refusal shown once, not retried; the token nowhere", { timeout: 120_000 }, async (t) => {
+  const hone = findHone();
+  if (!hone) {
+    t.skip("no hone executable (set HONE_COMMAND or create ../../.venv)");
+    return;
+  }
+  const server = await sharedTcpServer(hone);
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "hone-vscode-tcp-"));
+  const wrong = randomToken("wrong");
+  const file = writeTokenFile(tmp, wrong);
+  const fake = tracingVscode({ tcp: server.address, tokenFile: file, "trace.server": "verbose" });
+  const extension = await activateWithRealClient(fake);
+  t.after(async () => {
+    await extension.deactivate().catch(() => {});
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+  const output = () => fakeOutput(fake);
+  await sleep(1500); // a retry would connect again meanwhile
+
+  assert.equal(fake.record.shown.length, 1, `not one message:\n${output()}`);
+  const [shown] = fake.record.shown;
+  assert.equal(shown.level, "error");
+  assert.match(shown.message, /^hone: could not attach to the server at 127\.0\.0\.1:\d+: hone refused the connection: a wrong token\./, output());
+  assert.ok(shown.message.includes(file), `the message does not say where the token came from: ${shown.message}`);
+  assert.equal(fake.record.inlineProviders.length, 0, "a client runs");
+  assert.equal(server.stderr().match(/refused connection/g)?.length, 1, `not one connection:\n${server.stderr()}`);
+  assert.equal(server.proc.exitCode, null, "the refusal stopped the server");
+  // The trace shows the initialize request went out with its options, yet no token anywhere.
+  const logged = `${channelText(fake)}\n${JSON.stringify(fake.record.shown)}`;
+  assert.match(logged, /Sending request 'initialize[^]*"initializationOptions"/, "no trace of initialize");
+  assert.ok(!logged.includes(wrong), "the token sent is in the output or a message");
+  assert.ok(!logged.includes(server.secret));
+  // TLS against a plain listener: it closes at the handshake, and the message says what to turn off.
+  const { serverOptions } = await attachOptions({ tcp: server.address, tokenFile: file, tls: true });
+  await assert.rejects(serverOptions(), /the TLS handshake with the hone server at .* failed .*turn "hone\.tls" off/);
+});
+
+test("attached over TCP: the real client completes inline from `hone serve --tcp`; its disconnect stops the server", { timeout: 120_000 }, async (t) => {
+  const hone = findHone();
+  if (!hone) {
+    t.skip("no hone executable (set HONE_COMMAND or create ../../.venv)");
+    return;
+  }
+  const { makeDocument, Position, Uri, CancellationTokenSource } = require("./vscode-fake");
+  const server = await sharedTcpServer(hone);
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "hone-vscode-tcp-"));
+  const file = writeTokenFile(tmp, server.secret);
+  assert.equal(fs.statSync(file).mode & 0o777, 0o600);
+  const settings = { tcp: server.address, tokenFile: file, "trace.server": "verbose", debounceMs: 0 };
+  const fake = tracingVscode(settings);
+  const extension = await activateWithRealClient(fake);
+  t.after(async () => {
+    await extension.deactivate().catch(() => {});
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+  const output = () => fakeOutput(fake);
+  const deadline = Date.now() + 30_000;
+  while (fake.record.inlineProviders.length === 0 && Date.now() < deadline) await sleep(20);
+  assert.equal(fake.record.inlineProviders.length, 1, `no inline completion provider registered\n${output()}\n${server.stderr()}`);
+  const { provider } = fake.record.inlineProviders[0];
+  const doc = makeDocument(Uri.file(path.join(tmp, "demo.py")), "python", "def add(a, b):\n    \n");
+  fake.openDocument(doc);
+  const answer = await provider.provideInlineCompletionItems(
+    doc,
+    new Position(1, 4),
+    { triggerKind: fake.vscode.InlineCompletionTriggerKind.Automatic, selectedCompletionInfo: undefined },
+    new CancellationTokenSource().token,
+  );
+  const items = Array.isArray(answer) ? answer : answer.items;
+  assert.ok(items.length > 0, `no items\n${output()}`);
+  assert.equal(String(items[0].insertText).trimEnd(), "return a + b");
+  // One client at a time: a second one is turned away, and says why.
+  const second = tracingVscode({ ...settings });
+  const secondExtension = await activateWithRealClient(second);
+  await secondExtension.deactivate().catch(() => {});
+  assert.equal(second.record.shown.length, 1, fakeOutput(second));
+  assert.match(second.record.shown[0].message, /^hone: could not attach to the server at .*: it closed the connection without answering \(it serves one client at a time/);
+  assert.ok(!channelText(second).includes(server.secret), "the token is in the second client's output");
+  // A settings change reaches the server (which takes it without a complaint).
+  settings.maxLines = 4;
+  fake.changeConfiguration("hone.maxLines");
+  await sleep(300);
+  assert.deepEqual(fake.record.shown, [], output());
+  const logged = channelText(fake);
+  assert.match(logged, /Sending request 'initialize[^]*"initializationOptions"/, "no trace of initialize");
+  assert.match(logged, /Sending notification 'workspace\/didChangeConfiguration'/);
+  assert.ok(!logged.includes(server.secret), "the token is in the output");
+
+  await extension.deactivate();
+  let timer;
+  const stopped = await Promise.race([server.exited, new Promise((resolve) => (timer = setTimeout(resolve, 15_000, null)))]);
+  clearTimeout(timer);
+  assert.ok(stopped, `the server still runs after its client disconnected\n${server.stderr()}`);
+  assert.deepEqual(fake.record.shown, [], `a message after a normal disconnect:\n${output()}`);
 });

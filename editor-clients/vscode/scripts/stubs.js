@@ -8,6 +8,8 @@ const path = require("node:path");
 const Module = require("node:module");
 
 const { Position, Range, Uri, CancellationTokenSource } = require("./vscode-fake");
+// The real LSP framing (what vscode-languageclient/node re-exports), for serverOptions over TCP.
+const { StreamMessageReader, StreamMessageWriter } = require("vscode-jsonrpc/node");
 
 const ROOT = path.resolve(__dirname, "..");
 const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, "package.json"), "utf8"));
@@ -189,6 +191,10 @@ function makeClientStub() {
       this.progressHandlers.set(token, handler);
       return { dispose: () => this.progressHandlers.delete(token) };
     }
+    get state() {
+      return this.running ? State.Running : State.Stopped;
+    }
+    error() {}
   }
   return {
     instances,
@@ -196,6 +202,10 @@ function makeClientStub() {
       LanguageClient,
       State,
       TransportKind: { stdio: 0, ipc: 1, pipe: 2, socket: 3 },
+      ErrorAction: { Continue: 1, Shutdown: 2 },
+      CloseAction: { DoNotRestart: 1, Restart: 2 },
+      StreamMessageReader,
+      StreamMessageWriter,
       DidChangeConfigurationNotification: { type: { method: "workspace/didChangeConfiguration" } },
       ExecuteCommandRequest: { type: { method: "workspace/executeCommand" } },
       WorkDoneProgress: { type: { method: "$/progress" } },
