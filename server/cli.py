@@ -102,6 +102,19 @@ def _tcp_security(args: argparse.Namespace) -> tuple[Any, Any] | str:
     return token, context
 
 
+def _remove_when_stopped(path: Path) -> None:
+    """Remove the generated token file when hone is told to stop (SIGTERM, SIGHUP), as it is
+    when it stops by itself or on Ctrl-C."""
+    import signal
+
+    def stop(signum: int, _frame: Any) -> None:
+        path.unlink(missing_ok=True)
+        os._exit(128 + signum)
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, stop)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from hone.server.lsp import create_server
 
@@ -130,6 +143,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             banner = _banner(model_desc, bound, token, context is not None)
             print(banner, file=sys.stderr, flush=True)
 
+        if token.generated and token.path is not None:
+            _remove_when_stopped(token.path)
         try:
             listener.start(host, port, ready)
         except OSError as exc:

@@ -313,3 +313,15 @@ def test_tls_listener_serves_tls_and_refuses_plaintext(tmp_path, certificate):
     finally:
         served.close()
     assert SECRET not in served.stderr()
+
+
+def test_the_generated_token_file_goes_when_hone_is_told_to_stop(tmp_path):
+    served = Served(tmp_path)
+    path = tmp_path / "run" / "hone" / f"tcp-{served.port}.token"
+    try:
+        assert path.exists()
+        served.proc.terminate()  # SIGTERM, as a service manager stops it
+        served.proc.wait(20)
+        assert not path.exists()
+    finally:
+        served.close()
