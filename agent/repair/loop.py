@@ -63,7 +63,7 @@ FOLLOW_UPS = 2  # second model rounds (from an edit that changed the failure) pe
 BROKEN = ("NameError", "SyntaxError", "IndentationError", "ImportError", "ModuleNotFoundError")
 FIRST_TEMPLATES = 12  # a suspect's most plausible templates, tried early
 MODEL_SUSPECTS = 3  # the suspects the model is asked to edit
-MAX_TEST_FILES = 12  # test files that name a changed function, run to validate
+MAX_TEST_FILES = 12  # test files that name a changed function or import its module
 FAILURE_CHARS = 3000  # of the failure text in a model's prompt
 
 
@@ -684,22 +684,38 @@ class Validator:
         )  # fmt: skip
 
     def _test_files(self, suspect: Suspect) -> set[str]:
-        """The failing test's file and the test files that name the changed function."""
+        """The failing test's file, the test files that name the changed function, then those
+        that import its module (they reach it through the module's public functions: a
+        private helper is rarely named by a test), up to :data:`MAX_TEST_FILES`."""
         out = {self.found.test.split("::")[0]}
         short = suspect.name.rsplit(".", 1)[-1]
         word = re.compile(rf"\b{re.escape(short)}\b")
-        for rel in self.scratch.files:
-            if len(out) >= MAX_TEST_FILES:
-                break
+        module = PurePath(suspect.path)
+        stem = module.parent.name if module.stem == "__init__" else module.stem
+        imports = (
+            re.compile(rf"^[ \t]*(?:from|import)[ \t][^\n]*\b{re.escape(stem)}\b", re.MULTILINE)
+            if stem
+            else None
+        )
+        naming: list[str] = []
+        importing: list[str] = []
+        for rel in sorted(self.scratch.files):
             if rel in out or not rel.endswith(".py") or not is_test_file(rel):
                 continue
             if PurePath(rel).name == "conftest.py":
                 continue
             try:
-                if word.search(self.scratch.text(rel)):
-                    out.add(rel)
+                text = self.scratch.text(rel)
             except OSError:
                 continue
+            if word.search(text):
+                naming.append(rel)
+            elif imports is not None and imports.search(text):
+                importing.append(rel)
+        for rel in naming + importing:
+            if len(out) >= MAX_TEST_FILES:
+                break
+            out.add(rel)
         return out
 
     def _baseline(self, test_files: set[str]) -> None:

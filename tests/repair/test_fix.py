@@ -337,3 +337,43 @@ def test_the_real_model_is_asked_and_nothing_false_is_claimed(repo: Path):
             cwd=repo, capture_output=True, text=True,
         )  # fmt: skip
         assert "1 failed" in check.stdout  # not applied: the original still fails
+
+
+CALC = """\
+def _scale(x):
+    return x + 2
+
+
+def double(x):
+    return _scale(x)
+
+
+def double_all(xs):
+    return [double(x) for x in xs]
+"""
+
+
+def test_tests_that_reach_the_changed_function_through_its_module_are_run(tmp_path: Path):
+    # The failing test's file passes with `x + 1` (a wrong fix); only another file, which
+    # never names `_scale` but imports its module, shows that it breaks `double_all`.
+    root = tmp_path / "calc"
+    (root / "lib").mkdir(parents=True)
+    (root / "tests").mkdir()
+    (root / "lib" / "__init__.py").write_text("")
+    (root / "lib" / "calc.py").write_text(CALC)
+    (root / "tests" / "test_bugs.py").write_text(
+        "from lib.calc import double\n\n\ndef test_double_one():\n    assert double(1) == 2\n"
+    )
+    (root / "tests" / "test_calc.py").write_text(
+        "from lib import calc\n\n\ndef test_double_all():\n    assert calc.double_all([2]) == [4]\n"
+    )
+    (root / "pyproject.toml").write_text('[tool.pytest.ini_options]\npythonpath = ["."]\n')
+    git(root, "init", "-q")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "init")
+    report = repair(root, "tests/test_bugs.py::test_double_one", budget_s=60)
+    outcomes = {a.description: a.outcome for a in report.candidates}
+    assert outcomes.get("lib/calc.py: line 2: `2` -> `1`") == "regression", outcomes
+    for fix in report.fixes:  # whatever is claimed was checked against the other file
+        assert "tests/test_calc.py" in fix.validated_with, fix.validated_with
+        assert "x + 1" not in fix.files["lib/calc.py"], fix.diff
