@@ -258,6 +258,15 @@ test("the real `hone serve` accepts what the extension sends and completes inlin
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** Load the extension and the real client library afresh against the fake `vscode`; activate. */
+/** The one inline completion provider the extension registers once its client runs (30 s at
+ * most); `explain()` says what happened when there is none. */
+async function inlineProvider(fake, explain) {
+  const deadline = Date.now() + 30_000;
+  while (fake.record.inlineProviders.length === 0 && Date.now() < deadline) await sleep(20);
+  assert.equal(fake.record.inlineProviders.length, 1, `no inline completion provider registered\n${explain()}`);
+  return fake.record.inlineProviders[0];
+}
+
 async function activateWithRealClient(fake) {
   const main = require.resolve(path.join(ROOT, pkg.main));
   const out = path.dirname(main);
@@ -308,10 +317,7 @@ test("the real vscode-languageclient turns hone's answers into a VS Code inline 
   });
   const output = () => fakeOutput(fake);
 
-  const deadline = Date.now() + 30_000;
-  while (fake.record.inlineProviders.length === 0 && Date.now() < deadline) await sleep(20);
-  assert.equal(fake.record.inlineProviders.length, 1, `no inline completion provider registered\n${output()}`);
-  const { selector, provider } = fake.record.inlineProviders[0];
+  const { selector, provider } = await inlineProvider(fake, output);
 
   const doc = makeDocument(Uri.file(path.join(tmp, "demo.py")), "python", "def add(a, b):\n    \n");
   assert.ok(fake.vscode.languages.match(selector, doc) > 0, "the provider's selector does not cover Python files");
@@ -1155,10 +1161,7 @@ test("attached over TCP: the real client completes inline from `hone serve --tcp
     fs.rmSync(tmp, { recursive: true, force: true });
   });
   const output = () => fakeOutput(fake);
-  const deadline = Date.now() + 30_000;
-  while (fake.record.inlineProviders.length === 0 && Date.now() < deadline) await sleep(20);
-  assert.equal(fake.record.inlineProviders.length, 1, `no inline completion provider registered\n${output()}\n${server.stderr()}`);
-  const { provider } = fake.record.inlineProviders[0];
+  const { provider } = await inlineProvider(fake, () => `${output()}\n${server.stderr()}`);
   const doc = makeDocument(Uri.file(path.join(tmp, "demo.py")), "python", "def add(a, b):\n    \n");
   fake.openDocument(doc);
   const answer = await provider.provideInlineCompletionItems(
