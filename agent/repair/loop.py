@@ -15,7 +15,9 @@ Only a candidate that passes both is a fix; anything less is reported as what it
 changes how the test fails (not by breaking the code) gets a second round: the model is
 asked again from that edit, with the new failure output (``FOLLOW_UPS`` per repair). The loop
 stops at its time budget, on cancellation, or once it has enough fixes; the fixes
-are ranked smallest change first.
+are ranked smallest change first. The model's steps are rationed by time
+(:data:`MODEL_SHARE` of the time spent on candidates while templates are left): on two
+CPU cores one step of the embedded model costs the time of ~60 template candidates.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ from hone.agent.repair.runner import RunnerError, TestRun, find_interpreter, run
 from hone.agent.repair.workspace import Scratch, digest
 
 SUSPECTS = 5  # functions tried, best first
-TEMPLATES_PER_SUSPECT = 40
+TEMPLATES_PER_SUSPECT = 100  # the budget stops the loop well before
 MAX_FIXES = 2  # validated fixes collected before stopping
 AFTER_FIX = 5  # candidates tried after the first fix, for a smaller one (smaller ones only)
 FOLLOW_UPS = 2  # second model rounds (from an edit that changed the failure) per repair
@@ -63,6 +65,10 @@ FOLLOW_UPS = 2  # second model rounds (from an edit that changed the failure) pe
 BROKEN = ("NameError", "SyntaxError", "IndentationError", "ImportError", "ModuleNotFoundError")
 FIRST_TEMPLATES = 12  # a suspect's most plausible templates, tried early
 MODEL_SUSPECTS = 3  # the suspects the model is asked to edit
+# The model's steps take at most this share of the time spent on candidates while
+# templates are left (a 135M model on two CPU cores takes ~30 s a step and a template
+# ~0.5 s; a GPU or a remote server answers in a second or two): see :class:`_Steps`.
+MODEL_SHARE = 0.4
 MAX_TEST_FILES = 12  # test files that name a changed function or import its module
 FAILURE_CHARS = 3000  # of the failure text in a model's prompt
 
@@ -209,13 +215,14 @@ def repair(
         )
         total = _count(candidates, propose, samples)
         after_fix = follow_ups = 0
-        queue = collections.deque(candidates)
+        queue = _Steps(candidates)
         while queue:
-            suspect, make = queue.popleft()
+            suspect, make = queue.pop(model=not fixes)  # after a fix, the (slow) model is
+            if make is None:  # not asked for more
+                break
             if budget.over() or len(fixes) >= MAX_FIXES or after_fix >= AFTER_FIX:
                 break
-            if fixes and getattr(make, "model", False):
-                continue  # after a fix, the (slow) model is not asked for more
+            started = time.monotonic()
             for source, description, files in make():
                 if files is None:  # the model was stopped: recorded, nothing to validate
                     attempts.append(Attempt(source, description, "timeout"))
@@ -254,7 +261,8 @@ def repair(
                         )  # fmt: skip
 
                     again.model = True  # type: ignore[attr-defined] - slow: skipped after a fix
-                    queue.appendleft((suspect, again))
+                    queue.follow_up((suspect, again))
+            queue.spent(make, time.monotonic() - started)
         changed = {p for f in fixes for p in f.files}
         # as the copy was made: --apply and the editor refuse files changed since
         base = {p: scratch.copied_digest(p) for p in changed}
@@ -387,6 +395,57 @@ def _candidates(
             models.append((suspect, model))
         rest.append((suspect, lambda t=templates: t()[FIRST_TEMPLATES:]))
     return [*first[:2], *models[:1], *first[2:3], *models[1:], *first[3:], *rest]
+
+
+Step = tuple[Suspect, Callable[[], Sequence[Made]]]
+
+
+class _Steps:
+    """The candidate steps in the order they are tried, with the model's steps rationed by
+    time: a model step comes in its turn (see :func:`_candidates`) only while the model's
+    steps so far took at most :data:`MODEL_SHARE` of the time spent on steps; else the
+    templates' steps go on (the next in their order) until it is the model's turn again.
+    Once no template step is left, the model's steps go on alone. On two CPU cores a step
+    of the embedded model takes a minute's worth of template candidates; a fast model
+    (a GPU, a remote server) keeps its place in the order."""
+
+    def __init__(self, steps: Sequence[Step]) -> None:
+        self.order = collections.deque(steps)
+        self.model_s = 0.0
+        self.total_s = 0.0
+        self.models: collections.deque[Step] = collections.deque()  # follow-ups first
+
+    def __bool__(self) -> bool:
+        return bool(self.order or self.models)
+
+    def follow_up(self, step: Step) -> None:
+        self.models.appendleft(step)
+
+    def spent(self, make: Callable[[], Sequence[Made]], seconds: float) -> None:
+        self.total_s += seconds
+        if getattr(make, "model", False):
+            self.model_s += seconds
+
+    def pop(self, *, model: bool = True) -> Step | tuple[None, None]:
+        """The next step, or ``(None, None)``; ``model=False`` drops the model's steps."""
+        if not model:
+            self.models.clear()
+            self.order = collections.deque(s for s in self.order if not _is_model(s))
+        templates = [i for i, s in enumerate(self.order) if not _is_model(s)]
+        may = self.model_s <= MODEL_SHARE * self.total_s or not templates
+        if self.models and may:
+            return self.models.popleft()
+        if self.order and (may or not _is_model(self.order[0])):
+            return self.order.popleft()
+        if templates:  # the model's turn, but it has had its share
+            step = self.order[templates[0]]
+            del self.order[templates[0]]
+            return step
+        return self.models.popleft() if self.models else (None, None)
+
+
+def _is_model(step: Step) -> bool:
+    return bool(getattr(step[1], "model", False))
 
 
 def best_lines(fixes: Sequence[Fix]) -> int:
