@@ -9,13 +9,15 @@ mutators) is to take it from the same file. So:
 
 - ``constant``: a literal (a string, a number, ``True``/``False``) -> another literal of
   the same type that the module uses (alike first: a string's contents compared without
-  its quotes; then those the function uses too, then the most used); ``True`` <->
-  ``False``; a number -> ``0`` / ``1``; a non-empty string -> ``""``. Docstrings and
-  f-strings are left alone.
+  its quotes, and two strings of one or two characters at least half alike; then those
+  the function uses too, then the most used); ``True`` <-> ``False``; a number -> ``0`` /
+  ``1``; a non-empty string -> ``""``. A replacement of the same value (``'_'`` ->
+  ``"_"``) is left out, and of two spellings of one value only the first is kept.
+  Docstrings and f-strings are left alone.
 - ``call``: ``f(...)`` -> ``g(...)`` where ``g`` is defined in the module or called
   there with as many positional arguments, and accepts them; ``x.m(...)`` -> ``x.n(...)``
   where ``n`` is a method called in the module with as many positional arguments. A few
-  pairs of opposites (``min``/``max``, ``lower``/``upper``, ``startswith``/
+  pairs of opposites (``min``/``max``, ``map``/``filter``, ``lower``/``upper``, ``startswith``/
   ``endswith``...) come first; then the most similar names.
 - ``attribute``: ``x.a`` (read, not called) -> ``x.b`` where the module sets or reads
   ``b`` on ``x``, or on a name that shares another attribute with ``x`` (likely of its
@@ -32,6 +34,7 @@ source text (:func:`module_facts`).
 
 from __future__ import annotations
 
+import ast
 import builtins
 import difflib
 import functools
@@ -59,6 +62,7 @@ MAX_LITERAL = 40  # longer literals are neither mutated nor used as replacements
 # Names that are each other's likeliest mistake (both directions).
 _OPPOSITES = [
     ("min", "max"),
+    ("map", "filter"),
     ("any", "all"),
     ("lower", "upper"),
     ("startswith", "endswith"),
@@ -315,8 +319,13 @@ def _module_bindings(node: tree_sitter.Node, data: bytes) -> set[str]:
 
 def _alike(a: str, b: str) -> float:
     """How alike two names or literals look, 0-1 (a string literal's quotes left out)."""
+    quoted = a[-1:] in ("'", '"') and b[-1:] in ("'", '"')
     a, b = _content(a), _content(b)
-    return difflib.SequenceMatcher(None, a, b, autojunk=False).ratio()
+    ratio = difflib.SequenceMatcher(None, a, b, autojunk=False).ratio()
+    if quoted and len(a) == len(b) <= 2:
+        # separators and the like (`"_"`, `"-"`, `", "`): as alike as their kind
+        return max(ratio, 0.5)
+    return ratio
 
 
 def _content(text: str) -> str:
@@ -375,8 +384,23 @@ def constants(fn: FunctionText, facts: ModuleFacts) -> Iterator[Mutation]:
             quote = text[-1]
             extra = {quote * 2 if quote in "\"'" else '""': 0.3}
         pool = facts.literals.get(literal, Counter())
-        for weight, other in _ranked(text, pool, extra, mine[literal])[:FANOUT]:
+        values = [_literal_value(text)]  # `'_'` -> `"_"` changes nothing
+        ranked = []
+        for weight, other in _ranked(text, pool, extra, mine[literal]):
+            value = _literal_value(other)
+            if value is None or value not in values:
+                values.append(value)
+                ranked.append((weight, other))
+        for weight, other in ranked[:FANOUT]:
             yield Mutation("constant", node.start_byte, node.end_byte, other, weight)
+
+
+def _literal_value(text: str) -> object:
+    """The value of a literal's text (None when it cannot be read alone)."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return None
 
 
 def _accepts(facts: ModuleFacts, name: str, n: int) -> bool:

@@ -26,7 +26,10 @@ within the kind (the kind's prior and the hot lines are applied by the ranking i
   operator...), of the same apparent kind (indexed like a container, used as an index
   or in arithmetic, with the same attributes) and bound before the site.
 - ``return``: a value dropped at the end of a block (a call, an operation, a name...), in
-  a function that returns values, -> ``return <value>``; ``return E`` -> ``return <local>``
+  a function that returns values, -> ``return <value>``, and the last statement of a
+  function that returns none when it is a value nobody keeps (a computation, a method that
+  only makes a new value such as ``word.replace(...)``; lower a plain call) -> ``return
+  <value>`` (its one return forgotten); ``return E`` -> ``return <local>``
   (the locals bound nearest before the return first), a bare ``return`` ->
   ``return <local>``, and for a function that falls off its end: ``return <local>``
   appended, the last computed local first.
@@ -42,7 +45,7 @@ from __future__ import annotations
 import bisect
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -725,6 +728,70 @@ def _short(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _dropped_values(
+    fn: FunctionText,
+    own: Callable[[tree_sitter.Node], bool],
+    statements: list[tree_sitter.Node],
+    valued: bool,
+    name_node: tree_sitter.Node | None,
+) -> Iterator[tuple[tree_sitter.Node, float]]:
+    """Expression statements whose value a missing ``return`` may have dropped, with the
+    plausibility: in a function that returns values, one at the end of any block
+    (``re.sub(...)`` for ``return re.sub(...)``); in a function that returns none, its
+    last statement (the whole function's one return forgotten: ``word.replace("_", "-")``
+    for ``return word.replace("_", "-")``): a computed value, a method that only makes a
+    new value (``_NEW_VALUE_METHODS``), lower a plain call (it may be kept for its effect);
+    not other methods (``log.info(...)``)."""
+    if valued:
+        for node in _descendants(fn.node):
+            if node.type != "expression_statement" or not own(node):
+                continue
+            parent = node.parent
+            if parent is None or parent.type != "block" or node.next_named_sibling is not None:
+                continue
+            weight = _dropped_weight(fn, node)
+            if weight:
+                yield node, weight
+        return
+    if not statements or statements[-1].type != "expression_statement":
+        return
+    if name_node is not None and fn.text_of(name_node).startswith("__"):
+        return  # __init__, __setitem__...: their value is not returned
+    if len(statements) == 1 and _value(statements[0]) is not None:
+        if _value(statements[0]).type == "string":
+            return  # a docstring alone
+    weight = _dropped_weight(fn, statements[-1])
+    value = _value(statements[-1])
+    if weight and value is not None:
+        function = value.child_by_field_name("function") if value.type == "call" else None
+        if function is not None and function.type == "attribute":
+            if _callee(fn, value) not in _NEW_VALUE_METHODS:
+                return  # `log.info(...)`, `self.items.sort()`: kept for their effect
+        elif function is not None:
+            weight *= 0.5  # `pluralize(word)`, or `setup(app)`
+        yield statements[-1], weight * 0.8
+
+
+def _dropped_weight(fn: FunctionText, node: tree_sitter.Node) -> float:
+    value = _value(node)
+    if value is None or value.type not in _VALUES:
+        return 0.0
+    if value.type == "call" and _callee(fn, value) in _DROPPED_CALLS:
+        return 0.0
+    return _VALUES[value.type]
+
+
+# Methods that return a new value and change nothing (str's, mostly): a call of one whose
+# value is dropped does nothing at all.
+_NEW_VALUE_METHODS = {
+    "replace", "format", "strip", "lstrip", "rstrip", "lower", "upper", "title",
+    "capitalize", "casefold", "split", "rsplit", "splitlines", "partition", "rpartition",
+    "startswith", "endswith", "encode", "decode", "zfill", "ljust", "rjust", "center",
+    "translate", "expandtabs", "sub", "subn", "match", "fullmatch", "search", "findall",
+    "copy", "get", "count", "index", "find", "rfind",
+}  # fmt: skip
+
+
 def _returns(
     fn: FunctionText, caps: Mapping[str, list[tree_sitter.Node]], info: _Locals
 ) -> Iterator[Mutation]:
@@ -751,27 +818,15 @@ def _returns(
                 yield Mutation("return", value.start_byte, value.end_byte, name, weight)
             else:
                 yield Mutation("return", ret.start_byte, ret.end_byte, f"return {name}", weight)
-    if valued:  # a function that returns values: a value dropped at the end of a block is
-        # often a missing `return` (`re.sub(...)` for `return re.sub(...)`)
-        for node in _descendants(fn.node):
-            if node.type != "expression_statement" or not own(node):
-                continue
-            parent = node.parent
-            if parent is None or parent.type != "block" or node.next_named_sibling is not None:
-                continue
-            value = _value(node)
-            if value is None or value.type not in _VALUES:
-                continue
-            if value.type == "call" and _callee(fn, value) in _DROPPED_CALLS:
-                continue
-            text = fn.text_of(node)
-            yield Mutation(
-                "return", node.start_byte, node.start_byte, "return ", _VALUES[value.type],
-                f"`{_short(text)}` -> `return {_short(text)}`",
-            )  # fmt: skip
     name_node = fn.node.child_by_field_name("name")
     body = fn.node.child_by_field_name("body")
     statements = named_children(body) if body is not None else []
+    for node, weight in _dropped_values(fn, own, statements, bool(valued), name_node):
+        text = fn.text_of(node)
+        yield Mutation(
+            "return", node.start_byte, node.start_byte, "return ", weight,
+            f"`{_short(text)}` -> `return {_short(text)}`",
+        )  # fmt: skip
     if (
         not statements
         or (name_node is not None and fn.text_of(name_node) == "__init__")

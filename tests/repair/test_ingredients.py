@@ -82,6 +82,34 @@ def test_constants() -> None:
     assert strings[0] == 'return "ident"'
 
 
+def test_constants_that_change_nothing_are_left_out_and_short_strings_are_alike() -> None:
+    # `'_'` -> `"_"` is the same value: a candidate that cannot fix anything, and two
+    # spellings of one value are one candidate
+    source = textwrap.dedent(
+        """
+        SEPARATORS = ["_", '_', "-", "spaces and more"]
+
+
+        def humanize(word):
+            return word.replace('_', ' ')
+        """
+    ).lstrip("\n")
+    found = _changes(source, "humanize", "constant")
+    assert "return word.replace(\"_\", ' ')" not in found
+    underscore = ["return word.replace('_', '_')", "return word.replace('_', \"_\")"]
+    assert sum(line in found for line in underscore) == 1
+    # a one-character string is more often confused with another one-character string
+    # than with a long one
+    dash = "return word.replace('_', \"-\")"
+    long = "return word.replace('_', \"spaces and more\")"
+    assert found.index(dash) < found.index(long)
+
+
+def test_map_and_filter_are_each_others_mistake() -> None:
+    source = "def count(pred, xs):\n    return sum(filter(pred, xs))\n"
+    assert _changes(source, "count", "call")[0] == "return sum(map(pred, xs))"
+
+
 def test_calls_take_names_that_accept_the_arguments() -> None:
     found = _changes(MODULE, "show", "call")
     assert "return pair(box.width, LIMIT), box.area(2), str(label).lower(), flag" in found

@@ -603,6 +603,25 @@ def test_a_dropped_call_at_the_end_of_a_branch_becomes_a_return() -> None:
     assert "return log.info" not in "".join(applied(plain))
 
 
+def test_the_one_return_of_a_function_forgotten() -> None:
+    # a function that returns nothing and ends with a value nobody keeps: its one return
+    # was forgotten (`word.replace(...)` makes a new string and changes nothing)
+    source = "def dasherize(word):\n    word.replace('_', '-')\n"
+    fixed = "def dasherize(word):\n    return word.replace('_', '-')\n"
+    assert applied(source, "dasherize")[fixed] == "return"
+    assert run(fixed, "dasherize")("a_b") == "a-b" and run(source, "dasherize")("a_b") is None
+    computed = "def area(w, h):\n    w * h\n"
+    assert applied(computed, "area")["def area(w, h):\n    return w * h\n"] == "return"
+    # a plain call is offered too (it may have been kept for its effect: lower)
+    called = "def tableize(word):\n    pluralize(word)\n"
+    assert "def tableize(word):\n    return pluralize(word)\n" in applied(called, "tableize")
+    # not a dunder's value, nor a docstring
+    init = "class A:\n    def __init__(self, x):\n        x.copy()\n"
+    assert not any("return x.copy()" in text for text in applied(init, "__init__"))
+    doc = 'def f():\n    "Nothing."\n'
+    assert not any("return" in text for text in applied(doc, "f"))
+
+
 def test_quotient_and_remainder_are_swapped() -> None:
     source = "def last_digit(n):\n    return n // 10\n"
     fixed = "def last_digit(n):\n    return n % 10\n"
