@@ -6,9 +6,12 @@ single-point mutations from syntax-aware templates (:mod:`.mutations`) and, give
 ``propose`` function (a model), search-and-replace edits (:mod:`.edits`) — and validate each:
 
 1. the failing test passes with it;
-2. then the whole test files of the tests that exercise the changed function (the failing
-   test's file, and every test file that names the function) pass as they did before it:
-   a test that passed without the change must pass with it.
+2. then the whole test files of the tests that exercise the changed function pass as they
+   did before it (a test that passed without the change must pass with it), in two
+   stages, the second only once the first passed: the failing test's file and every test
+   file that names the function; then the test files that import its module (a private
+   helper is reached through the module's public functions). The files' outcomes without
+   the change are taken the first time a stage needs them.
 
 Only a candidate that passes both is a fix; anything less is reported as what it is
 (``fails``, ``regression``, ``invalid``, ``rejected``, ``timeout``). A model candidate that
@@ -671,11 +674,9 @@ class Validator:
                 attempt.detail = "it special-cases the test's inputs"
                 return None
         try:
-            test_files = self._test_files(suspect)
-            self._baseline(test_files)  # before the change is written
             for path, text in files.items():
                 self.scratch.write(path, text)
-            return self._validate(attempt, suspect, files, test_files)
+            return self._validate(attempt, suspect, files)
         except RunnerError as exc:
             attempt.outcome, attempt.detail = "invalid", str(exc).split("\n")[0][:300]
             return None
@@ -692,9 +693,11 @@ class Validator:
             cancel=self.budget.cancel,
         )
 
-    def _validate(
-        self, attempt: Attempt, suspect: Suspect, files: dict[str, str], test_files: set[str]
-    ) -> Fix | None:
+    def _validate(self, attempt: Attempt, suspect: Suspect, files: dict[str, str]) -> Fix | None:
+        """With ``files`` written: the failing test, then the test files near the change
+        (the failing test's, those that name the function), then the others that import
+        its module; each stage only once the one before passed, so a candidate that breaks
+        a neighbour is usually caught by the cheaper runs."""
         test = self.found.test
         # pytest's start-up is most of a one-test run: as long as the localization's run,
         # and the test's own time five times over
@@ -711,27 +714,36 @@ class Validator:
         if result.outcome != "passed":
             attempt.outcome, attempt.detail = "fails", f"{test} {result.outcome}"
             return None
-        self.say(f"validating: {', '.join(sorted(test_files))}")
-        run = self._run(sorted(test_files), timeout_s=max(30.0, 3 * self.file_s + 10))
-        if run.timed_out:
-            attempt.outcome, attempt.detail = "timeout", "the validation run did not finish"
-            return None
-        broken = [
-            nodeid
-            for nodeid, before in self.baseline.items()
-            if before == "passed"
-            and nodeid.split("::")[0] in test_files
-            and (nodeid not in run.results or run.results[nodeid].outcome != "passed")
-        ]
-        still = run.results.get(test)
-        if still is None or still.outcome != "passed":
-            broken.insert(0, test)
-        if broken:
-            attempt.outcome = "regression"
-            attempt.detail = f"{len(broken)} test(s) no longer pass: {', '.join(broken[:3])}"
-            return None
+        validated: list[str] = []
+        tests_run = 0
+        for stage in self._test_files(suspect):
+            if not stage:
+                continue
+            self._baseline(stage, files)
+            self.say(f"validating: {', '.join(stage)}")
+            run = self._run(stage, timeout_s=max(30.0, 3 * self.file_s + 10))
+            if run.timed_out:
+                attempt.outcome, attempt.detail = "timeout", "the validation run did not finish"
+                return None
+            broken = [
+                nodeid
+                for nodeid, before in self.baseline.items()
+                if before == "passed"
+                and nodeid.split("::")[0] in stage
+                and (nodeid not in run.results or run.results[nodeid].outcome != "passed")
+            ]
+            if test.split("::")[0] in stage:
+                still = run.results.get(test)
+                if still is None or still.outcome != "passed":
+                    broken.insert(0, test)
+            if broken:
+                attempt.outcome = "regression"
+                attempt.detail = f"{len(broken)} test(s) no longer pass: {', '.join(broken[:3])}"
+                return None
+            validated += stage
+            tests_run += len(run.results)
         attempt.outcome = "fixed"
-        attempt.detail = f"{len(run.results)} tests of {len(test_files)} file(s) pass"
+        attempt.detail = f"{tests_run} tests of {len(validated)} file(s) pass"
         diff = "".join(
             unified_diff(path, self.scratch.original_text(path), text)
             for path, text in sorted(files.items())
@@ -739,14 +751,15 @@ class Validator:
         changed = _changed_lines(self.scratch, files)
         return Fix(
             attempt.source, attempt.description, dict(files), diff, changed, suspect,
-            sorted(test_files),
+            sorted(validated),
         )  # fmt: skip
 
-    def _test_files(self, suspect: Suspect) -> set[str]:
-        """The failing test's file, the test files that name the changed function, then those
-        that import its module (they reach it through the module's public functions: a
-        private helper is rarely named by a test), up to :data:`MAX_TEST_FILES`."""
-        out = {self.found.test.split("::")[0]}
+    def _test_files(self, suspect: Suspect) -> tuple[list[str], list[str]]:
+        """The test files that validate a change of ``suspect``, in two stages: the failing
+        test's file and the test files that name the function; then those that import its
+        module (they reach it through the module's public functions: a private helper is
+        rarely named by a test). :data:`MAX_TEST_FILES` in all."""
+        own = self.found.test.split("::")[0]
         short = suspect.name.rsplit(".", 1)[-1]
         word = re.compile(rf"\b{re.escape(short)}\b")
         module = PurePath(suspect.path)
@@ -759,7 +772,7 @@ class Validator:
         naming: list[str] = []
         importing: list[str] = []
         for rel in sorted(self.scratch.files):
-            if rel in out or not rel.endswith(".py") or not is_test_file(rel):
+            if rel == own or not rel.endswith(".py") or not is_test_file(rel):
                 continue
             if PurePath(rel).name == "conftest.py":
                 continue
@@ -771,18 +784,22 @@ class Validator:
                 naming.append(rel)
             elif imports is not None and imports.search(text):
                 importing.append(rel)
-        for rel in naming + importing:
-            if len(out) >= MAX_TEST_FILES:
-                break
-            out.add(rel)
-        return out
+        near = [own, *naming][:MAX_TEST_FILES]
+        far = importing[: MAX_TEST_FILES - len(near)]
+        return near, far
 
-    def _baseline(self, test_files: set[str]) -> None:
-        """The outcomes of test files not run yet, without any change."""
-        missing = sorted(test_files - self.baselined_files)
+    def _baseline(self, test_files: list[str], files: Mapping[str, str]) -> None:
+        """The outcomes of test files not run yet, without the change (taken out for the
+        run and written back after)."""
+        missing = sorted(set(test_files) - self.baselined_files)
         if not missing:
             return
-        run = self._run(missing, timeout_s=max(30.0, 3 * self.file_s + 10))
+        self.scratch.restore()
+        try:
+            run = self._run(missing, timeout_s=max(30.0, 3 * self.file_s + 10))
+        finally:
+            for path, text in files.items():
+                self.scratch.write(path, text)
         self.baseline.update({n: r.outcome for n, r in run.results.items()})
         self.baselined_files.update(missing)
 
