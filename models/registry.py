@@ -5,7 +5,9 @@ Specs:
 - ``None``, ``""`` or ``"embedded"``: the embedded SmolLM2-135M-Instruct (converted
   on first ``load()``, not here, so a server can answer ``initialize`` at once);
 - ``"scripted:/path/file.json"``: :class:`hone.models.scripted.ScriptedBackend`;
-- ``"openai:URL"``, ``"vllm:..."``: reserved for backends not written yet;
+- ``"openai:http://HOST:PORT/v1[#MODEL]"``: an OpenAI-compatible server (vLLM, llama.cpp's,
+  others): :class:`hone.models.openai_backend.OpenAIBackend`;
+- ``"vllm:..."``: reserved (``hone model serve`` starts vLLM; point ``openai:`` at it);
 - anything else: a local folder, a ``.gguf`` file, or a hub model id, loaded with
   transformers.
 
@@ -29,7 +31,7 @@ EMBEDDED = "embedded"
 # prefix -> "module:factory(spec) -> ModelBackend", or None while it is not written yet.
 BACKENDS: dict[str, str | None] = {
     "scripted": "hone.models.scripted:ScriptedBackend.from_spec",
-    "openai": None,
+    "openai": "hone.models.openai_backend:OpenAIBackend.from_spec",
     "vllm": None,
 }
 

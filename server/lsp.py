@@ -43,6 +43,8 @@ from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 from pygls.uris import from_fs_path, to_fs_path
 
+MODEL_ERROR_NOTICE_S = 60.0  # the same model error is shown to the user once in this time
+
 log = logging.getLogger("hone.server")
 
 VERSION = "0.1.0"
@@ -92,6 +94,9 @@ class HoneServer(LanguageServer):
         self.recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=256)
         self.load_error: str | None = None
         self.loading: concurrent.futures.Future[None] | None = None
+        # the last model error shown to the user, and when: a model server that is down
+        # fails every request, and the user hears of it once a minute, not once a keystroke
+        self._model_errors: dict[str, float] = {}
         # The workspace: its folders from `initialize` (rootUri, then rootPath, as a fallback)
         # and didChangeWorkspaceFolders.
         self.workspace_folders: list[types.WorkspaceFolder] = []
@@ -180,6 +185,21 @@ class HoneServer(LanguageServer):
             self.window_show_message(types.ShowMessageParams(type=kind, message=message))
         except Exception:  # noqa: BLE001 - not connected yet; the log line stays
             log.debug("could not show message", exc_info=True)
+
+    def notify_model_error(self, message: str) -> None:
+        """Log a model error; show it to the user unless the same one was shown within
+        :data:`MODEL_ERROR_NOTICE_S` seconds."""
+        now = time.monotonic()
+        shown = self._model_errors.get(message)
+        if shown is not None and now - shown < MODEL_ERROR_NOTICE_S:
+            log.warning(message)
+            return
+        if len(self._model_errors) >= 32:
+            self._model_errors = {
+                m: t for m, t in self._model_errors.items() if now - t < MODEL_ERROR_NOTICE_S
+            }
+        self._model_errors[message] = now
+        self.notify_user(message, types.MessageType.Error)
 
     def update_options(self, settings: Any) -> None:
         old = self.options
@@ -419,7 +439,7 @@ class HoneServer(LanguageServer):
             return empty
         except ModelError as exc:
             entry["outcome"] = f"model-error: {exc}"
-            self.notify_user(f"hone: the model failed: {exc}", types.MessageType.Error)
+            self.notify_model_error(f"hone: the model failed: {exc}")
             return empty
         finally:
             if self.inflight.get(uri) is token:
