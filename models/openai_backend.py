@@ -65,7 +65,7 @@ from hone.models.backend import (
 from hone.models.prompts import PromptTemplate, template_for
 from hone.models.streaming import check_cancel, stream
 
-__all__ = ["OpenAIBackend", "PREFIX", "parse_spec"]
+__all__ = ["PREFIX", "OpenAIBackend", "is_loopback", "parse_spec"]
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,8 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
     return url, (model.strip() or None)
 
 
-def _loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or address) is this machine's loopback."""
     if host.lower() in ("localhost", "localhost.localdomain"):
         return True
     try:
@@ -154,7 +155,7 @@ class OpenAIBackend:
         self.retries = retries
         self._api_key = api_key if api_key is not None else os.environ.get(API_KEY_VARIABLE)
         host = urllib.parse.urlsplit(self.url).hostname or ""
-        self.remote = not _loopback(host)
+        self.remote = not is_loopback(host)
         self._loop: _Loop | None = None
         self._client: Any = None
         self._lock = threading.Lock()

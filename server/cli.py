@@ -612,6 +612,50 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_model_serve(args: argparse.Namespace) -> int:
+    from hone.models.backend import ModelError
+    from hone.models.vllm_serve import ServeConfig, client_spec, serve
+
+    loras: dict[str, str] = {}
+    for item in args.lora or []:
+        name, sep, folder = item.partition("=")
+        if not sep:
+            print(f"hone model serve: --lora takes NAME=FOLDER, got {item!r}", file=sys.stderr)
+            return 2
+        loras[name.strip()] = folder.strip()
+    extra = list(args.vllm_args or [])
+    config = ServeConfig(
+        model=args.model_id,
+        host=args.host,
+        port=args.port,
+        served_name=args.served_model_name,
+        tensor_parallel=args.tensor_parallel_size,
+        pipeline_parallel=args.pipeline_parallel_size,
+        loras=loras,
+        max_lora_rank=args.max_lora_rank,
+        prefix_caching=not args.no_prefix_caching,
+        ray=args.ray,
+        max_model_len=args.max_model_len,
+        gpu_memory_utilization=args.gpu_memory_utilization,
+        trust_remote_code=args.trust_remote_code,
+        allow_no_api_key=args.no_api_key,
+        extra=extra,
+    )
+    try:
+        command = serve(config, dry_run=True)
+        print(" ".join(command), file=sys.stderr if not args.dry_run else sys.stdout)
+        names = [config.served_name or config.model, *loras]
+        for name in names:
+            print(f"clients: --model {client_spec(config, name=name)}", file=sys.stderr)
+        if args.dry_run:
+            return 0
+        serve(config)
+    except ModelError as exc:
+        print(f"hone model serve: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hone", description="Self-hosted coding assistance over LSP.")
     p.add_argument("--version", action="version", version="hone 0.1.0")
@@ -620,8 +664,9 @@ def build_parser() -> argparse.ArgumentParser:
     def common(sp: argparse.ArgumentParser) -> None:
         sp.add_argument(
             "--model",
-            help="model: a local folder, a .gguf file, a hub id, or scripted:FILE.json "
-            "(default: $HONE_MODEL, else the embedded SmolLM2-135M)",
+            help="model: a local folder, a .gguf file, a hub id, openai:http://HOST:PORT/v1"
+            "[#MODEL] (an OpenAI-compatible server; key in $HONE_API_KEY), or "
+            "scripted:FILE.json (default: $HONE_MODEL, else the embedded SmolLM2-135M)",
         )
         sp.add_argument(
             "-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)"
@@ -758,6 +803,47 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fx.set_defaults(func=cmd_fix)
 
+    m = sub.add_parser("model", help="model serving for a team: hone model serve")
+    msub = m.add_subparsers(dest="model_command", required=True)
+    ms = msub.add_parser(
+        "serve",
+        help="run vLLM's OpenAI-compatible server for a model (pip install 'hone[gpu]'); "
+        "clients use --model openai:http://HOST:PORT/v1#NAME",
+    )
+    ms.add_argument("model_id", metavar="MODEL", help="a hub model id or a local folder")
+    ms.add_argument("--host", default="127.0.0.1", help="address to listen on (default loopback)")
+    ms.add_argument("--port", type=int, default=8000)
+    ms.add_argument("--served-model-name", help="the name clients ask for (default: MODEL)")
+    ms.add_argument("--tensor-parallel-size", type=int, default=1, metavar="N")
+    ms.add_argument("--pipeline-parallel-size", type=int, default=1, metavar="N")
+    ms.add_argument(
+        "--ray",
+        action="store_true",
+        help="vLLM's Ray executor: one model over several machines (start the Ray cluster "
+        "first; models/SERVING.md)",
+    )
+    ms.add_argument(
+        "--lora",
+        action="append",
+        metavar="NAME=FOLDER",
+        help="a LoRA adapter served as model NAME (repeatable; safetensors only)",
+    )
+    ms.add_argument("--max-lora-rank", type=int, metavar="R")
+    ms.add_argument("--max-model-len", type=int, metavar="TOKENS")
+    ms.add_argument("--gpu-memory-utilization", type=float, metavar="FRACTION")
+    ms.add_argument("--no-prefix-caching", action="store_true", help="turn prefix caching off")
+    ms.add_argument(
+        "--trust-remote-code", action="store_true", help="let the model run its own code"
+    )
+    ms.add_argument(
+        "--no-api-key",
+        action="store_true",
+        help="listen off loopback without HONE_API_KEY (a network you trust)",
+    )
+    ms.add_argument("--dry-run", action="store_true", help="print the vllm command and stop")
+    ms.set_defaults(func=cmd_model_serve, vllm_args=[])
+    ms.epilog = "Arguments after -- go to `vllm serve` as they are."
+
     d = sub.add_parser(
         "doctor", help="what model, device, versions; what is missing and how to fix it"
     )
@@ -779,7 +865,14 @@ def _embedding_model_arg(sp: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    passed: list[str] = []
+    if argv[:2] == ["model", "serve"] and "--" in argv:  # the rest is vLLM's
+        cut = argv.index("--")
+        argv, passed = argv[:cut], argv[cut + 1 :]
     args = build_parser().parse_args(argv)
+    if passed:
+        args.vllm_args = passed
     return args.func(args)
 
 
