@@ -119,6 +119,13 @@ def evaluate(bug: dict, sources: Path, budget: float, propose, samples: int) -> 
             {o: sum(a.outcome == o for a in report.candidates) for o in _outcomes(report)}.items()
         )
     )
+    row["timings"] = {k: round(v, 2) for k, v in report.timings.items()}
+    checks = sorted(a.seconds for a in report.candidates if a.source == "template" and a.seconds)
+    row["template_check_s"] = {
+        "n": len(checks),
+        "median": round(checks[len(checks) // 2], 2) if checks else None,
+        "sum": round(sum(checks), 1),
+    }
     row["suspect_rank"] = next(
         (
             i

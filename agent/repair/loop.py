@@ -100,6 +100,7 @@ class Attempt:
     path: str = ""
     detail: str = ""  # the new failure, the regression, why it was rejected
     failure: str = field(default="", repr=False)  # the test's new failure output, in full
+    seconds: float = 0.0  # validating it (the test runs)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -108,6 +109,7 @@ class Attempt:
             "outcome": self.outcome,
             "path": self.path,
             "detail": self.detail,
+            "seconds": round(self.seconds, 3),
         }
 
 
@@ -226,7 +228,11 @@ def repair(
             if budget.over() or len(fixes) >= MAX_FIXES or after_fix >= AFTER_FIX:
                 break
             started = time.monotonic()
-            for source, description, files in make():
+            made = iter(make())
+            if getattr(make, "model", False):  # the model's time, apart from the test runs
+                made = iter(list(made))
+                timings["model_s"] = timings.get("model_s", 0.0) + time.monotonic() - started
+            for source, description, files in made:
                 if files is None:  # the model was stopped: recorded, nothing to validate
                     attempts.append(Attempt(source, description, "timeout"))
                     continue
@@ -243,7 +249,9 @@ def repair(
                 say(f"candidate {k} of {total}: {description}", 5 + int(90 * min(1.0, done)))
                 attempt = Attempt(source, description, "", ",".join(files))
                 attempts.append(attempt)
+                checked = time.monotonic()
                 fix = validator.check(attempt, suspect, files)
+                attempt.seconds = time.monotonic() - checked
                 if fix is not None:
                     fixes.append(fix)
                 elif (
