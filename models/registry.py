@@ -4,6 +4,7 @@ Specs:
 
 - ``None``, ``""`` or ``"embedded"``: the embedded SmolLM2-135M-Instruct (converted
   on first ``load()``, not here, so a server can answer ``initialize`` at once);
+  ``"embedded:int8"`` (or ``:bf16``, ``:fp32``...) picks its weight format;
 - ``"scripted:/path/file.json"``: :class:`hone.models.scripted.ScriptedBackend`;
 - ``"openai:http://HOST:PORT/v1[#MODEL]"``: an OpenAI-compatible server (vLLM, llama.cpp's,
   others): :class:`hone.models.openai_backend.OpenAIBackend`;
@@ -42,6 +43,12 @@ def load_backend(spec: str | None, *, trust_remote_code: bool = False) -> ModelB
     spec = (spec or "").strip()
     if spec in ("", EMBEDDED):
         return embedded_backend()
+    if spec.startswith(EMBEDDED + ":"):  # embedded:int8, embedded:bf16, ...
+        from hone.models.hf.loading import check_dtype
+
+        dtype = spec.partition(":")[2].strip().lower()
+        check_dtype(dtype)
+        return embedded_backend(dtype=dtype)
     prefix, sep, _ = spec.partition(":")
     if sep and prefix in BACKENDS:
         target = BACKENDS[prefix]

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from hone.models import embedded
 from hone.models.backend import ModelBackend, ModelError
+from hone.models.openai_backend import OpenAIBackend
 from hone.models.registry import load_backend
 from hone.models.scripted import ScriptedBackend
 from hone.models.transformers_backend import TransformersBackend
@@ -32,10 +33,21 @@ def test_scripted(tmp_path: Path):
     assert backend.path == path
 
 
-@pytest.mark.parametrize("spec", ["openai:http://127.0.0.1:8000/v1", "vllm:Qwen/Qwen2.5-Coder"])
-def test_future_backends_say_not_available_yet(spec: str):
+def test_an_openai_spec_is_the_http_backend_and_vllm_is_reserved():
+    backend = load_backend("openai:http://127.0.0.1:8000/v1#coder")
+    assert isinstance(backend, OpenAIBackend) and isinstance(backend, ModelBackend)
+    assert (backend.url, backend.model) == ("http://127.0.0.1:8000/v1", "coder")
     with pytest.raises(ModelError, match="not available yet"):
-        load_backend(spec)
+        load_backend("vllm:Qwen/Qwen2.5-Coder")
+
+
+def test_the_embedded_models_weight_format_is_part_of_its_spec(tmp_path, monkeypatch):
+    monkeypatch.setenv("HONE_CACHE_DIR", str(tmp_path))
+    assert load_backend("embedded:int8").dtype == "int8"
+    assert load_backend("embedded:BF16").dtype == "bf16"
+    assert load_backend("embedded").dtype == "auto"
+    with pytest.raises(ModelError, match="unknown dtype 'q9'"):
+        load_backend("embedded:q9")
 
 
 def test_gguf_path_becomes_folder_and_file(tmp_path: Path):
