@@ -73,6 +73,7 @@ __all__ = [
     "RunnerError",
     "TestResult",
     "TestRun",
+    "Interpreter",
     "find_interpreter",
     "run_environment",
     "run_tests",
@@ -180,8 +181,24 @@ def _venv_python(folder: Path) -> Path | None:
     return None
 
 
+class Interpreter(str):
+    """An interpreter's path that remembers where it came from (``source``: "explicit",
+    "repository" or "hone"): :func:`find_interpreter` resolves it once, on the user's
+    repository, and the runs in the scratch copy (which has no ``.venv``) keep treating
+    hone's own Python as hone's (its plugins not autoloaded), not as an explicit choice."""
+
+    source: str
+
+    def __new__(cls, path: str, source: str) -> Interpreter:
+        obj = super().__new__(cls, path)
+        obj.source = source
+        return obj
+
+
 def _locate(root: Path, python: str | None) -> tuple[str, str]:
     """(interpreter, where it came from: "explicit", "repository" or "hone")."""
+    if isinstance(python, Interpreter):
+        return str(python), python.source
     if python:
         found = shutil.which(python) if os.sep not in python else None
         path = Path(found) if found else Path(python).expanduser()
@@ -197,16 +214,17 @@ def _locate(root: Path, python: str | None) -> tuple[str, str]:
     return sys.executable, "hone"
 
 
-def find_interpreter(root: Path, python: str | None = None) -> str:
+def find_interpreter(root: Path, python: str | None = None) -> Interpreter:
     """The Python that runs ``root``'s tests.
 
     ``python`` when given (a path, absolute or relative to the root, or a command name
     found on ``PATH``; :class:`RunnerError` when it is not there); else the repository's
     virtual environment (the first of :data:`VENV_DIRS` with a ``pyvenv.cfg`` and a
     ``bin/python``; ``$VIRTUAL_ENV`` is not consulted: it is hone's or the user's shell's,
-    not the repository's); else ``sys.executable``, the Python hone runs in.
+    not the repository's); else ``sys.executable``, the Python hone runs in. The result
+    is an :class:`Interpreter`: passed back as ``python``, it keeps its source.
     """
-    return _locate(Path(root), python)[0]
+    return Interpreter(*_locate(Path(root), python))
 
 
 def _hone_prefix() -> Path | None:

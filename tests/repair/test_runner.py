@@ -625,6 +625,16 @@ def test_hones_plugins_do_not_leak_into_the_run(tmp_path):
     run = run_tests(root, [])
     assert {k: r.outcome for k, r in run.results.items()} == {"test_plain.py::test_plain": "passed"}
     assert "asyncio" not in run.plugins and "pytest_hone" in run.plugins
+    # the repair resolves the interpreter once, on the user's repository, and passes it to
+    # every run in its copy: still hone's own, its plugins still left out
+    interpreter = find_interpreter(root)
+    assert interpreter == sys.executable and interpreter.source == "hone"
+    again = run_tests(root, [], python=interpreter)
+    assert again.interpreter_source == "hone" and "asyncio" not in again.plugins
+    # as a plain path it reads as the user's explicit choice, whose plugins load: what the
+    # repair loop did before (every candidate's run ~1 s slower, and this suite broken)
+    with pytest.raises(RunnerError, match="asyncio_default_fixture_loop_scope"):
+        run_tests(root, [], python=str(interpreter))
 
 
 ASYNC_TEST = """\
