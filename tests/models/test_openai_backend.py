@@ -69,7 +69,9 @@ def test_only_a_server_off_this_machine_is_remote():
 def test_a_completion_streams_and_the_first_model_is_taken(fake: FakeOpenAI):
     backend = backend_for(fake)
     assert backend.model == "fake-coder"
-    generation = backend.generate(GenerationRequest(prompt="def add(a, b):\n    ", seed=3))
+    generation = backend.generate(
+        GenerationRequest(prompt="def add(a, b):\n    ", seed=3, token_healing=False)
+    )
     chunks = list(generation)
     assert "".join(chunks) == "return a + b\n" and len(chunks) > 1  # streamed
     assert generation.stats.stop_reason == "eos" and generation.stats.generated_tokens > 1
@@ -106,6 +108,23 @@ def test_an_infill_uses_the_familys_template_and_native_fim_sends_the_suffix(fak
     body = fake.requests[-1]["body"]
     assert body["suffix"] == "\n    return y\n"
     assert "<|fim_" not in body["prompt"] and body["prompt"].endswith("def f(x):\n    ")
+
+
+def test_a_prompt_ending_in_indentation_gives_it_back_to_the_model(fake: FakeOpenAI):
+    # the editor indented the new line; the model writes a line's indentation with its
+    # first token, so the prompt ends at the line break and the text comes back without it
+    fake.text = "    return a + b\n"
+    backend = backend_for(fake)
+    text = "".join(backend.generate(GenerationRequest(prompt="def add(a, b):\n    ")))
+    assert fake.requests[-1]["body"]["prompt"] == "def add(a, b):\n"
+    assert text == "return a + b\n"
+    fake.text = "  x = 1\n"  # other indentation: its text, not its spaces
+    assert "".join(backend.generate(GenerationRequest(prompt="def f():\n    "))) == "x = 1\n"
+    # not without token healing, nor mid-line
+    "".join(backend.generate(GenerationRequest(prompt="def f():\n    ", token_healing=False)))
+    assert fake.requests[-1]["body"]["prompt"] == "def f():\n    "
+    "".join(backend.generate(GenerationRequest(prompt="x = f(a, ")))
+    assert fake.requests[-1]["body"]["prompt"] == "x = f(a, "
 
 
 def test_a_chat_with_several_samples_asks_again_for_what_a_server_did_not_return(
