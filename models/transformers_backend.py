@@ -65,11 +65,14 @@ class TransformersBackend:
         speculate: bool = True,
         kv_sessions: int = 4,
         trust_remote_code: bool = False,
+        static: bool | None = None,
     ) -> None:
         """``model`` is a folder or hub id; ``resolve``, if given, is called by load()
         to produce the folder (the embedded model converts itself there). ``kv_sessions``
         KV caches are kept at once (by the requests' ``session`` key). ``trust_remote_code``:
-        run the model folder's own code (off: such a folder is refused, see hf/trust.py)."""
+        run the model folder's own code (off: such a folder is refused, see hf/trust.py).
+        ``static``: static KV caches and, on a GPU, decode steps as CUDA graphs (None: on a
+        GPU; see hf/decode.py)."""
         check_dtype(dtype)
         self.model_id = model
         self.name = name or model
@@ -80,6 +83,7 @@ class TransformersBackend:
         self.device = device
         self.prefill_chunk = prefill_chunk
         self.speculate = speculate
+        self.static = static
         self.sessions = KVSessions(kv_sessions)
         self._resolve = resolve
         self._load_lock = threading.Lock()
@@ -143,6 +147,7 @@ class TransformersBackend:
             name=self.name,
             prefill_chunk=self.prefill_chunk,
             speculate=self.speculate,
+            static=self.static,
         )
         self.load_s = time.perf_counter() - started
 
@@ -170,6 +175,12 @@ class TransformersBackend:
             facts["dtype"] = self.weights
             facts["device"] = str(self._device)
             facts["parameters"] = f"{self.parameters / 1e6:.1f}M"
+            if self.decoder is not None:
+                decoder = self.decoder
+                facts["decode"] = (
+                    "static KV cache, CUDA-graph steps" if decoder.compile_steps
+                    else "static KV cache" if decoder.static else "dynamic KV cache"
+                )  # fmt: skip
             facts["load_s"] = f"{self.load_s:.2f}"
         else:
             facts["dtype"] = self.dtype

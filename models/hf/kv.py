@@ -37,6 +37,11 @@ class KVSession:
         token of ``ids`` to feed (its logits start the generation). Returns the number of
         reused tokens."""
         reuse = min(common_prefix(self.ids, ids), len(ids) - 1)
+        if self.cache is not None and reuse <= 0 and getattr(self.cache, "is_compileable", False):
+            # a static cache is kept (its buffers are what a captured graph reads and
+            # writes) and emptied in place: the next tokens overwrite it
+            self.drop(len(self.ids))
+            return 0
         if self.cache is None or reuse <= 0:
             self.cache = new_cache()
             self.ids = []
