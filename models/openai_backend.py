@@ -32,7 +32,8 @@ works for ``hone serve``, ``hone complete`` and ``HONE_MODEL``.
   applied here (:mod:`hone.models.streaming`), and the stream is closed at the first.
 - ``remote``: true unless the server is on this machine (a loopback address or
   ``localhost``): the agent then redacts secrets from every request
-  (:mod:`hone.agent.outbound`).
+  (:mod:`hone.agent.outbound`). ``HONE_MODEL_REMOTE=1`` says a loopback address is remote
+  (an SSH tunnel to another machine), ``0`` that a network address is not.
 - No tokenizer here: :meth:`count_tokens` returns None and the engine estimates.
 """
 
@@ -72,6 +73,9 @@ log = logging.getLogger(__name__)
 PREFIX = "openai:"
 API_KEY_VARIABLE = "HONE_API_KEY"
 CA_FILE_VARIABLE = "HONE_CA_FILE"
+# "1": the server is remote whatever its address says (a loopback port that an SSH tunnel
+# forwards to another machine); "0": it is not (a machine of one's own on the network)
+REMOTE_VARIABLE = "HONE_MODEL_REMOTE"
 CONNECT_TIMEOUT_S = 3.0
 READ_TIMEOUT_S = 60.0  # silence between two chunks of a stream
 RETRIES = 2  # after the first try, on connection errors only
@@ -107,6 +111,15 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def _remote(setting: str | None, default: bool) -> bool:
+    value = (setting or "").strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    return default
 
 
 class _Loop:
@@ -155,7 +168,7 @@ class OpenAIBackend:
         self.retries = retries
         self._api_key = api_key if api_key is not None else os.environ.get(API_KEY_VARIABLE)
         host = urllib.parse.urlsplit(self.url).hostname or ""
-        self.remote = not is_loopback(host)
+        self.remote = _remote(os.environ.get(REMOTE_VARIABLE), not is_loopback(host))
         self._loop: _Loop | None = None
         self._client: Any = None
         self._lock = threading.Lock()

@@ -66,6 +66,13 @@ def test_only_a_server_off_this_machine_is_remote():
     assert OpenAIBackend("https://models.example.com/v1").remote
 
 
+def test_a_tunnel_is_declared_remote(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("HONE_MODEL_REMOTE", "1")  # a loopback port forwarded elsewhere
+    assert OpenAIBackend("http://127.0.0.1:1/v1").remote
+    monkeypatch.setenv("HONE_MODEL_REMOTE", "0")  # a machine of one's own on the network
+    assert not OpenAIBackend("http://10.1.2.3:1/v1").remote
+
+
 def test_a_completion_streams_and_the_first_model_is_taken(fake: FakeOpenAI):
     backend = backend_for(fake)
     assert backend.model == "fake-coder"

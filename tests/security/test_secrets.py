@@ -16,6 +16,7 @@ from hone.retrieval.secrets import GATE, PLACEHOLDER, _plugins, find_secrets, re
 from hone.retrieval.store import index_home, workspace_key
 
 from tests.conftest import end_position, git, inline, lsp_session, open_doc, write_script
+from tests.models.openai_fake import FakeOpenAI
 from tests.server.test_context_server import wait_indexed
 
 # One example of every format detect-secrets' detectors (those hone uses) know: the gate in
@@ -156,3 +157,19 @@ async def test_keys_never_reach_a_remote_prompt_the_index_or_the_log(tmp_path, w
     assert "inlineCompletion" in text and KEY_COMMITTED not in text and KEY_TYPED not in text
     assert (workspace / "settings.py").read_text() == SETTINGS
     assert (workspace / "main.py").read_text() == MAIN
+
+
+async def test_keys_never_reach_an_openai_server_over_http(tmp_path, workspace, monkeypatch):
+    """The same through the real HTTP backend: a server reached through a loopback port
+    that forwards elsewhere (an SSH tunnel), declared remote with HONE_MODEL_REMOTE=1."""
+    monkeypatch.setenv("HONE_MODEL_REMOTE", "1")
+    with FakeOpenAI(text="return a + b\n") as server:
+        async with lsp_session(f"openai:{server.url}", folders=[workspace]) as client:
+            await wait_indexed(client)
+            uri = (workspace / "main.py").as_uri()
+            open_doc(client, uri, MAIN)
+            assert await inline(client, uri, end_position(MAIN)) == ["return a + b"]
+    prompts = [r["body"]["prompt"] for r in server.requests if "body" in r]
+    assert prompts and all("def add(a, b):" in p for p in prompts)
+    assert not [p for p in prompts if KEY_TYPED in p or KEY_COMMITTED in p]
+    assert all(PLACEHOLDER in p for p in prompts)
