@@ -23,6 +23,7 @@ import argparse
 import hashlib
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -197,6 +198,30 @@ def by_kind(rows: list[dict]) -> list[dict]:
     return out
 
 
+def code_version() -> str:
+    """The repair code's commit (with ``+changes`` when the working tree differs from it),
+    read when the run starts: a result belongs to the code that made it."""
+    repo = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "agent", "models", "server"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+changes" if dirty else "")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--package", choices=sorted(bugset.PACKAGES), required=True)
@@ -218,6 +243,7 @@ def main() -> int:
         propose = backend_proposer(backend)
         describe = backend.describe()
     t_start = time.perf_counter()
+    code = code_version()
     rows = []
     for i, bug in enumerate(bugs, 1):
         row = evaluate(bug, args.sources, args.budget, propose, args.samples)
@@ -233,6 +259,7 @@ def main() -> int:
     out = {
         "date": time.strftime("%Y-%m-%d"),
         "machine": machine(),
+        "code": code,
         "model": describe.get("model", describe.get("name", "")),
         "device": describe.get("device", "cpu"),
         "weights": describe.get("dtype", ""),

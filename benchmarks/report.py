@@ -158,6 +158,8 @@ def meta(name: str, data: Data, weights: str | None = None) -> str:
         facts.append(f"prompt budget {settings['context_tokens']} tokens")
     if "debounce_ms" in settings:
         facts.append(f"debounce {settings['debounce_ms']} ms")
+    if data.get("code"):
+        facts.append(f"code at {data['code']}")
     return "; ".join(facts) + f". From `results/{name}.json`."
 
 
