@@ -71,7 +71,7 @@ __all__ = ["PREFIX", "OpenAIBackend", "is_loopback", "parse_spec"]
 log = logging.getLogger(__name__)
 
 PREFIX = "openai:"
-API_KEY_VARIABLE = "HONE_API_KEY"
+KEY_VARIABLE = "HONE_API_KEY"
 CA_FILE_VARIABLE = "HONE_CA_FILE"
 # "1": the server is remote whatever its address says (a loopback port that an SSH tunnel
 # forwards to another machine); "0": it is not (a machine of one's own on the network)
@@ -166,7 +166,7 @@ class OpenAIBackend:
         self.connect_timeout_s = connect_timeout_s
         self.read_timeout_s = read_timeout_s
         self.retries = retries
-        self._api_key = api_key if api_key is not None else os.environ.get(API_KEY_VARIABLE)
+        self._api_key = api_key if api_key is not None else os.environ.get(KEY_VARIABLE)
         host = urllib.parse.urlsplit(self.url).hostname or ""
         self.remote = _remote(os.environ.get(REMOTE_VARIABLE), not is_loopback(host))
         self._loop: _Loop | None = None
@@ -212,7 +212,7 @@ class OpenAIBackend:
             "path": self.url,
             "device": "remote" if self.remote else "this machine (another process)",
             "dtype": "the server's",
-            "api_key": f"set ({API_KEY_VARIABLE})" if self._api_key else "none",
+            "api_key": f"set ({KEY_VARIABLE})" if self._api_key else "none",
             "fim": self._fim_mode(),
         }
 

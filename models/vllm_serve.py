@@ -34,7 +34,7 @@ from hone.models.openai_backend import is_loopback
 
 __all__ = ["ServeConfig", "build_command", "client_spec", "server_environment"]
 
-API_KEY_VARIABLE = "HONE_API_KEY"
+KEY_VARIABLE = "HONE_API_KEY"
 VLLM_KEY_VARIABLE = "VLLM_API_KEY"
 
 
@@ -74,11 +74,11 @@ class ServeConfig:
             check_folder(path, trust_remote_code=False)
         if Path(self.model).expanduser().is_dir():
             check_folder(Path(self.model).expanduser(), trust_remote_code=self.trust_remote_code)
-        keyless = not env.get(API_KEY_VARIABLE) and not self.allow_no_api_key
+        keyless = not env.get(KEY_VARIABLE) and not self.allow_no_api_key
         if keyless and not is_loopback(self.host):
             raise ModelError(
                 f"the model server would listen on {self.host} with no API key: anyone who "
-                f"can reach the port could use the GPU. Set {API_KEY_VARIABLE} (the clients "
+                f"can reach the port could use the GPU. Set {KEY_VARIABLE} (the clients "
                 "send it too), or pass --no-api-key on a network you trust."
             )
 
@@ -113,7 +113,7 @@ def build_command(config: ServeConfig, vllm: str = "vllm") -> list[str]:
 def server_environment(base: Mapping[str, str]) -> dict[str, str]:
     """The server's environment: ``base`` with the API key as vLLM reads it."""
     env = dict(base)
-    key = env.get(API_KEY_VARIABLE)
+    key = env.get(KEY_VARIABLE)
     if key:
         env[VLLM_KEY_VARIABLE] = key
     return env

@@ -160,11 +160,17 @@ def test_vscode_settings_mirror_every_option():
 
 def test_vscode_model_setting_names_only_specs_that_work():
     description = vscode_settings()["hone.model"]["description"]
-    assert "URL" not in description and "OpenAI" not in description
-    for spec in ("folder", ".gguf", "hub id", "scripted:FILE.json"):
+    specs = ("folder", ".gguf", "hub id", "scripted:FILE.json", "openai:http://", "embedded:int8")
+    for spec in specs:
         assert spec in description
+    assert "vllm:" not in description  # reserved, not a backend
+    from hone.models.openai_backend import OpenAIBackend
+    from hone.models.registry import load_backend
+
+    assert isinstance(load_backend("openai:http://127.0.0.1:8000/v1#m"), OpenAIBackend)
+    assert load_backend("embedded:int8").dtype == "int8"
     readme = (VSCODE / "README.md").read_text()
-    assert "OpenAI-compatible URL" not in readme
+    assert "openai:http://HOST:PORT/v1" in readme and "vllm:" not in readme
 
 
 def _skip(reason: str) -> None:
