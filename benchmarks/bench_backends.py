@@ -41,19 +41,10 @@ from hone.agent.completion.engine import CompletionEngine  # noqa: E402
 from tests.e2e.llama_server import llama_server  # noqa: E402
 
 
-def latency(model: str, cases: int, env: dict[str, str]) -> dict:
+def latency(model: str, cases: int) -> dict:
     """bench_latency's run through `hone serve --model MODEL` (no bursts: one each)."""
     args = argparse.Namespace(model=model, cases=cases, bursts=1, debounce_ms=60, quick=False)
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        res = asyncio.run(bench_latency.run(args))
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    res = asyncio.run(bench_latency.run(args))
     full = bench_latency.summarise(res, args)
     keep = ("backend", "single_line_ms", "multi_line_ms", "one_char_edit_ratio",
             "first_request_incl_load_s", "decode_step_ms", "not_answered")  # fmt: skip
@@ -130,13 +121,13 @@ def main() -> int:
         spec = f"openai:{url}"
         if not args.skip_latency:
             out["latency"] = {}
-            for name, model, env in (
-                ("transformers-bf16", "embedded", {}),
-                ("transformers-int8", "embedded:int8", {}),
-                ("llama.cpp", spec, {}),
+            for name, model in (
+                ("transformers-bf16", "embedded"),
+                ("transformers-int8", "embedded:int8"),
+                ("llama.cpp", spec),
             ):
                 print(f"latency: {name}", file=sys.stderr)
-                out["latency"][name] = latency(model, args.cases, env)
+                out["latency"][name] = latency(model, args.cases)
         if not args.skip_quality:
             reference = embedded_backend(dtype="bf16")
             reference.load()
