@@ -7,7 +7,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 2087
 export HONE_CACHE_DIR ?= $(CURDIR)/.hone-cache
 
-.PHONY: setup run serve-stdio test test-fast lint format bench-latency bench-backends bench-decode bench-documents bench-lexical bench-embeddings bench-context eval-completion eval-retrieval eval-localize eval-repair report vscode clean
+.PHONY: setup run serve-stdio test test-fast lint format bench-latency bench-backends bench-decode bench-documents bench-mutations bench-lexical bench-embeddings bench-context eval-completion eval-retrieval eval-localize eval-repair report vscode clean
 
 setup: $(STAMP)
 
@@ -99,6 +99,10 @@ eval-repair: $(STAMP)
 
 bench-decode: $(STAMP)
 	$(BIN)/python benchmarks/bench_decode.py --out benchmarks/results/decode.json
+
+# The repair loop's mutation templates: time to generate one suspect's candidates.
+bench-mutations: $(STAMP)
+	$(BIN)/python benchmarks/bench_mutations.py --out benchmarks/results/mutations.json
 
 bench-documents: $(STAMP)
 	$(BIN)/python benchmarks/bench_documents.py --out benchmarks/results/documents.json

@@ -72,6 +72,7 @@ MAKE = {
     "decode": "make bench-decode",
     "eval-completion": "make eval-completion",
     "documents": "make bench-documents",
+    "mutations": "make bench-mutations",
     "context": "make bench-context",
 }
 for _package in ("toolz", "more-itertools", "inflection", "boltons", "tabulate", "parse"):
@@ -846,6 +847,7 @@ TITLES = {
     "eval-completion": "Completion quality",
     "eval-weights": "Weight formats, quality",
     "documents": "Documents",
+    "mutations": "Repair templates, speed",
 }
 
 

@@ -215,6 +215,17 @@ def insert_at_end_of_line(lines: list[str], line: int, text: str) -> list[str]:
     return head + [current + new[0], *new[1:]] + tail
 
 
+def assert_real_ghost_accepted(run: NvimRun, line: int) -> str:
+    """A real model's suggestion: the run went well, some ghost text showed at the end of
+    1-based ``line``, and accepting it inserted exactly that text. Returns the text."""
+    r = run.result
+    assert r["ok"], r.get("error", "") + "\n" + run.report()
+    ghost = r["ghost"]["text"]
+    assert ghost.strip(), run.report()
+    assert r["after"] == insert_at_end_of_line(r["before"], line, ghost), run.report()
+    return ghost
+
+
 @pytest.fixture
 def scripted_model(tmp_path: Path) -> Path:
     path = tmp_path / "scripted.json"
@@ -318,9 +329,5 @@ def test_ghost_text_shown_and_accepted_embedded_model(nvim: str, tmp_path: Path)
         ghost_timeout_ms=240_000,
         max_retriggers=8,
     )
-    r = run.result
-    assert r["ok"], r.get("error", "") + "\n" + run.report()
-    ghost = r["ghost"]["text"]
-    assert ghost.strip(), run.report()
-    assert r["after"] == insert_at_end_of_line(r["before"], 5, ghost), run.report()
-    assert r["mode_after"] == "i", run.report()
+    assert_real_ghost_accepted(run, 5)
+    assert run.result["mode_after"] == "i", run.report()

@@ -18,7 +18,7 @@ from hone.models.openai_backend import OpenAIBackend
 
 from tests.conftest import end_position, inline, open_doc, stats
 from tests.e2e.llama_server import available, llama_server
-from tests.e2e.test_neovim import insert_at_end_of_line, run_nvim
+from tests.e2e.test_neovim import assert_real_ghost_accepted, run_nvim
 
 pytestmark = [pytest.mark.model, pytest.mark.timeout(300)]
 
@@ -112,8 +112,4 @@ def test_neovim_shows_ghost_text_from_llama_cpp(nvim: str, tmp_path: Path, llama
         ghost_timeout_ms=60_000,
         max_retriggers=8,
     )
-    r = run.result
-    assert r["ok"], r.get("error", "") + "\n" + run.report()
-    ghost = r["ghost"]["text"]
-    assert ghost.strip(), run.report()
-    assert r["after"] == insert_at_end_of_line(r["before"], 5, ghost), run.report()
+    assert_real_ghost_accepted(run, 5)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import ast
 import importlib.resources
+import importlib.util
 import sysconfig
 import textwrap
-import time
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace as NS
@@ -29,6 +29,7 @@ from hone.agent.repair.mutations import (
 from hone.agent.repair.templates import VARIABLE_FANOUT, Mutation
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
+BENCHMARK = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_mutations.py"
 
 
 def span(source: str, name: str) -> tuple[int, int]:
@@ -791,27 +792,13 @@ def test_the_query_ships_as_package_data() -> None:
     assert load_mutation_query("cobol") is None
 
 
-def test_a_200_line_function_takes_well_under_100_ms() -> None:
-    body = []
-    for i in range(25):
-        body += [
-            f"    if values[{i}] < limit and total >= {i}:",
-            f"        total += values[{i}] * {i + 1}",
-            f"    elif not values[{i} - 1]:",
-            "        total -= len(values) // 2",
-            "    else:",
-            f"        count = max(count, total - {i})",
-            f"    items.append(values[i:{i} + 1])",
-            "    i = i + 1",
-        ]
-    source = "def big(values, limit):\n    total = count = i = 0\n    items = []\n"
-    source += "\n".join(body) + "\n    return total, count, items\n"
+def test_a_200_line_function_gets_the_full_candidate_limit() -> None:
+    # Its speed (well under 100 ms) is measured by `make bench-mutations`, not here.
+    spec = importlib.util.spec_from_file_location("bench_mutations", BENCHMARK)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    source = bench.big_function()
     assert len(source.splitlines()) > 200
-    mutations(source, "big.py", 1, 205)  # warm: grammar and query loading
-    best = float("inf")
-    for _ in range(3):
-        started = time.perf_counter()
-        found = mutations(source, "big.py", 1, 205)
-        best = min(best, time.perf_counter() - started)
+    found = mutations(source, "big.py", 1, 205)
     assert len(found) == 200
-    assert best < 0.1, best
+    assert len({c.apply(source) for c in found}) == 200  # 200 different programs
