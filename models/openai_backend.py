@@ -34,7 +34,16 @@ works for ``hone serve``, ``hone complete`` and ``HONE_MODEL``.
   ``localhost``): the agent then redacts secrets from every request
   (:mod:`hone.agent.outbound`). ``HONE_MODEL_REMOTE=1`` says a loopback address is remote
   (an SSH tunnel to another machine), ``0`` that a network address is not.
-- No tokenizer here: :meth:`count_tokens` returns None and the engine estimates.
+- No tokenizer here: token counts are learnt from the server, as the served tokenizer's
+  bytes per token. Once the model is known, a sample of Python code (this module's own
+  source: nothing of the user's) is sent to the server's tokenize route where it has one
+  (vLLM's and llama.cpp's ``/tokenize``, llama-cpp-python's ``/extras/tokenize/count``).
+  Streams ask for the usage report (``stream_options.include_usage``; a server that
+  refuses the field is asked without it from then on), which gives each request's exact
+  prompt and completion tokens and, from completions requests, refines the ratio. Once
+  known, :meth:`count_tokens` counts with it (25% high), so prompts fill their token budget
+  instead of the generic estimate's half of it; until then it returns None and the engine
+  estimates (two bytes a token).
 """
 
 from __future__ import annotations
@@ -46,6 +55,7 @@ import importlib
 import ipaddress
 import json
 import logging
+import math
 import os
 import queue
 import ssl
@@ -53,6 +63,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from hone.models.backend import (
@@ -84,6 +95,20 @@ SERVER_STOPS = 4  # the OpenAI API takes four stop strings
 POLL_S = 0.02  # how often a waiting generation checks its cancel token
 ERROR_CHARS = 300  # of a server's error reply, in the message
 _NO_FIM = "{context}{header}{prefix}"  # a family's layout without its FIM tokens
+USAGE_MIN_TOKENS = 32  # a shorter prompt says too little about the tokenizer to learn from
+# counts from the learnt bytes per token are taken this much higher: on 2,000-character
+# chunks of standard-library code (SmolLM2's tokenizer, llama.cpp's server) that counts
+# 1.35 times the exact tokens at the median and under them for about a tenth of the chunks
+# (digit-heavy data); the generic two bytes a token counts 1.9 times at the median
+COUNT_MARGIN = 1.25
+LEARN_RATE = 0.3  # weight of the newest usage report in the bytes-per-token average
+SAMPLE_BYTES = 6000  # of this module's source, tokenized by the server to learn the ratio
+# A server's tokenize routes, from its root (the URL without /v1), each with its body:
+# vLLM's and llama.cpp's server's (``prompt``, ``content``), llama-cpp-python's.
+TOKENIZE_ROUTES = (
+    ("/tokenize", lambda model, text: {"model": model, "prompt": text, "content": text}),
+    ("/extras/tokenize/count", lambda model, text: {"model": model, "input": text}),
+)
 
 
 def parse_spec(spec: str) -> tuple[str, str | None]:
@@ -174,6 +199,9 @@ class OpenAIBackend:
         self._lock = threading.Lock()
         self._template: PromptTemplate | None = None
         self._template_for: str | None = None
+        self._usage = True  # ask streams for their usage report (off once a server refuses)
+        self._bytes_per_token: float | None = None  # learnt from usage reports
+        self._ratio_for: str | None = None  # the served model it was learnt for
 
     @classmethod
     def from_spec(cls, spec: str) -> OpenAIBackend:
@@ -196,7 +224,25 @@ class OpenAIBackend:
             log.warning("model server %s: %s; requests will try again", self.url, exc)
 
     def count_tokens(self, text: str) -> int | None:
-        return None
+        """Tokens from the bytes per token learnt from the server (25% high); None until
+        it is known, or after the served model changed."""
+        ratio = self._bytes_per_token
+        if ratio is None or self._ratio_for != self.model:
+            return None
+        return math.ceil(round(len(text.encode("utf-8")) * COUNT_MARGIN / ratio, 6))
+
+    def _learn(self, body: dict[str, Any], prompt_tokens: int) -> None:
+        """A completions request's usage report (or a tokenize route's count): the served
+        tokenizer's bytes per token (chat requests are not used: their template adds tokens
+        the text does not show)."""
+        prompt = body.get("prompt")
+        if not isinstance(prompt, str) or prompt_tokens < USAGE_MIN_TOKENS:
+            return
+        ratio = min(8.0, max(1.0, len(prompt.encode("utf-8")) / prompt_tokens))
+        if self._bytes_per_token is None or self._ratio_for != self.model:
+            self._bytes_per_token, self._ratio_for = ratio, self.model
+        else:
+            self._bytes_per_token += LEARN_RATE * (ratio - self._bytes_per_token)
 
     def detect_template(self) -> PromptTemplate:
         """The family of the served model's name (plain when unknown)."""
@@ -214,6 +260,11 @@ class OpenAIBackend:
             "dtype": "the server's",
             "api_key": f"set ({KEY_VARIABLE})" if self._api_key else "none",
             "fim": self._fim_mode(),
+            "tokens": (
+                f"{self._bytes_per_token:.2f} bytes a token (learnt from the server)"
+                if self.count_tokens("") is not None and self._bytes_per_token
+                else "estimated, two bytes a token (the server has not told)"
+            ),
         }
 
     def close(self) -> None:
@@ -245,6 +296,8 @@ class OpenAIBackend:
             "temperature": request.temperature,
             "stream": True,
         }
+        if self._usage:
+            body["stream_options"] = {"include_usage": True}
         if request.infill is not None:
             template = self.detect_template()
             stops += [s for s in template.stop if s not in stops]
@@ -364,6 +417,8 @@ class OpenAIBackend:
                     yield text
                 elif event[0] == "finish" and event[1] == 0 and event[2] == "stop":
                     stats.stop_reason = "eos"
+                elif event[0] == "usage":
+                    stats.prompt_tokens, stats.generated_tokens = event[1], event[2]
         finally:
             stats.decode_s = time.perf_counter() - (first or started)
 
@@ -391,6 +446,8 @@ class OpenAIBackend:
                     return
                 if event[0] == "error":
                     raise ModelError(event[1])
+                if event[0] == "usage":  # _learn takes completions only
+                    self._learn(body, event[1])
                 yield event
                 check_cancel(cancel, stats)
         finally:
@@ -404,14 +461,22 @@ class OpenAIBackend:
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
         delay = BACKOFF_S
+        attempt = 0
         try:
-            for attempt in range(self.retries + 1):
+            while True:
                 try:
                     async with self._client.stream(
                         "POST", url, json=body, headers=headers
                     ) as response:
                         if response.status_code >= 400:
-                            events.put(("error", await _status_error(response)))
+                            error = await _status_error(response)
+                            if "stream_options" in body and "stream_options" in error:
+                                # a server that refuses the field: ask without it from now
+                                log.info("model server %s refuses stream_options", url)
+                                self._usage = False
+                                body = {k: v for k, v in body.items() if k != "stream_options"}
+                                continue
+                            events.put(("error", error))
                             return
                         await _read_stream(response, events)
                         return
@@ -422,6 +487,7 @@ class OpenAIBackend:
                                       f"{_reason(exc)}")
                         )  # fmt: skip
                         return
+                    attempt += 1
                     log.info("model server %s: %s; retrying in %.2f s", url, _reason(exc), delay)
                     await asyncio.sleep(delay)
                     delay *= 2
@@ -494,6 +560,44 @@ class OpenAIBackend:
                 f"the model server at {self.url} does not serve {self.requested_model!r}; "
                 f"it serves {', '.join(ids[:5])}"
             )
+        if self._ratio_for != self.model:
+            self._probe_tokenizer()
+
+    def _probe_tokenizer(self) -> None:
+        """The served tokenizer's bytes per token from the server's tokenize route, where it
+        has one (best effort: a server without any keeps the estimate)."""
+        text = Path(__file__).read_text(encoding="utf-8")[:SAMPLE_BYTES]
+        future = self._loop.submit(self._tokenize_count(text))  # type: ignore[union-attr]
+        try:
+            count = future.result(timeout=2 * self.connect_timeout_s * len(TOKENIZE_ROUTES))
+        except Exception:  # noqa: BLE001 - no route, no answer: requests still work
+            future.cancel()
+            log.debug("model server %s: no token count", self.url, exc_info=True)
+            return
+        if count:
+            self._learn({"prompt": text}, count)
+            log.info("model server %s: %.2f bytes a token", self.url, self._bytes_per_token or 0)
+
+    async def _tokenize_count(self, text: str) -> int | None:
+        headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+        root = self.url.removesuffix("/v1")
+        for route, body in TOKENIZE_ROUTES:
+            response = await self._client.post(
+                root + route,
+                json=body(self.model, text),
+                headers=headers,
+                timeout=self.connect_timeout_s,
+            )
+            if response.status_code >= 400:
+                continue
+            with contextlib.suppress(ValueError, AttributeError):
+                data = response.json()
+                count = data.get("count")
+                if type(count) is not int and isinstance(data.get("tokens"), list):
+                    count = len(data["tokens"])
+                if type(count) is int and count > 0:
+                    return count
+        return None
 
     async def _models(self) -> list[str]:
         import httpx
@@ -668,9 +772,15 @@ async def _read_stream(response: Any, events: queue.Queue) -> None:
 
 
 def _put_choices(data: Any, events: queue.Queue) -> bool:
-    """The choices' text and finish reasons into ``events``; whether one finished."""
+    """The choices' text and finish reasons, and a usage report ("usage", prompt tokens,
+    completion tokens), into ``events``; whether a choice finished."""
     if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
         raise _Garbage(f"the model server sent an event without choices: {_clip(str(data))!r}")
+    usage = data.get("usage")
+    if isinstance(usage, dict):
+        prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+        if type(prompt) is int and type(completion) is int and prompt >= 0 <= completion:
+            events.put(("usage", prompt, completion))
     finished = False
     for choice in data["choices"]:
         if not isinstance(choice, dict):

@@ -58,4 +58,10 @@ async def test_a_server_down_at_start_is_found_once_it_is_up(session):
             open_doc(client, "file:///w/n.py", TEXT)
             items = await inline(client, "file:///w/n.py", end_position(TEXT))
             assert items and items[0].startswith("return a + b")
-            assert [r["path"] for r in server.requests][:2] == ["/v1/models", "/v1/completions"]
+            # the model, its tokenizer's counts (this fake has no tokenize route), the request
+            assert [r["path"] for r in server.requests][:4] == [
+                "/v1/models",
+                "/tokenize",
+                "/extras/tokenize/count",
+                "/v1/completions",
+            ]

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+import sysconfig
 import threading
 from pathlib import Path
 
+import httpx
 import pytest
-from hone.models.backend import Cancelled, CancelToken, GenerationRequest
+from hone.models.backend import Cancelled, CancelToken, GenerationRequest, estimate_tokens
 from hone.models.openai_backend import OpenAIBackend
 
 from tests.conftest import end_position, inline, open_doc, stats
@@ -70,6 +72,18 @@ def test_completions_and_chats_come_back_streamed(backend: OpenAIBackend):
         GenerationRequest(prompt=SOURCE, max_new_tokens=8, n=2, temperature=0.8, seed=1)
     ).texts()
     assert len(samples) == 2
+
+
+def test_token_counts_come_from_llama_cpps_tokenizer(backend: OpenAIBackend):
+    root = backend.url.removesuffix("/v1")
+    code = (Path(sysconfig.get_paths()["stdlib"]) / "textwrap.py").read_text(encoding="utf-8")
+    for start in (0, 4000, 8000, 12000):
+        chunk = code[start : start + 2000]
+        counted = backend.count_tokens(chunk)  # learnt at load from the tokenize route
+        assert counted is not None, "no token count from llama.cpp's server"
+        exact = len(httpx.post(root + "/extras/tokenize", json={"input": chunk}).json()["tokens"])
+        assert exact <= counted <= 1.8 * exact, (start, exact, counted)
+        assert counted < 0.8 * estimate_tokens(chunk)  # the generic estimate: far more
 
 
 def test_a_cancelled_stream_is_closed_and_the_server_goes_on_serving(backend: OpenAIBackend):

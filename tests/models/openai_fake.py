@@ -8,9 +8,14 @@ tests/e2e/test_openai_llama.py.
 ``"bad-event"`` sends an event that is not JSON; ``"drop"`` sends two events and closes
 the connection mid-stream; ``"status"`` answers 503 with an OpenAI error object;
 ``"hang"`` sends nothing until the client goes away; ``"one-choice"`` answers a request
-for n samples with one. Requests are recorded (path, headers, JSON body) in
-``requests``; ``closed`` counts streams whose client went away before the end, ``most_active``
-the most streams sent at once.
+for n samples with one; ``"strict"`` refuses a body with ``stream_options`` (400, naming
+the field), like a server that forbids fields it does not know. With ``bytes_per_token``
+set, a stream that asks for it ends with a usage report: the prompt's UTF-8 bytes over
+``bytes_per_token`` (rounded up), and one completion token per event; and with
+``tokenize_route`` set too (``/tokenize``: vLLM's, ``/extras/tokenize/count``:
+llama-cpp-python's), that route counts a text's tokens the same way. Requests are
+recorded (path, headers, JSON body) in ``requests``; ``closed`` counts streams whose client
+went away before the end, ``most_active`` the most streams sent at once.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ class FakeOpenAI:
         self.model = model
         self.delay_s = 0.05
         self.chunk = 3
+        self.bytes_per_token: float | None = None
+        self.tokenize_route: str | None = None
         self.requests: list[dict[str, Any]] = []
         self.closed = 0
         self.served = 0
@@ -86,11 +93,16 @@ class FakeOpenAI:
                     {"path": self.path, "headers": dict(self.headers), "body": body}
                 )
                 mode = fake.mode
+                if not self.path.endswith(("/v1/completions", "/v1/chat/completions")):
+                    return self._tokenize(body)
                 if mode == "status":
                     error = {"error": {"message": "the model is overloaded", "code": 503}}
                     return self._send(503, json.dumps(error).encode(), "application/json")
                 if mode == "garbage":
                     return self._send(200, b"<html>not an API</html>", "text/html")
+                if mode == "strict" and "stream_options" in body:
+                    error = {"error": {"message": "stream_options: extra fields not permitted"}}
+                    return self._send(400, json.dumps(error).encode(), "application/json")
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Cache-Control", "no-cache")
@@ -133,6 +145,16 @@ class FakeOpenAI:
                                 self._event(chat, index, piece, None)
                     for index in range(n):
                         self._event(chat, index, "", "stop")
+                    if fake.bytes_per_token and (body.get("stream_options") or {}).get(
+                        "include_usage"
+                    ):
+                        prompt = body.get("prompt") or "".join(
+                            m["content"] for m in body.get("messages", [])
+                        )
+                        tokens = -(-len(prompt.encode()) // fake.bytes_per_token)
+                        usage = {"prompt_tokens": int(tokens), "completion_tokens": steps * n}
+                        data = {"id": "x", "object": "chunk", "choices": [], "usage": usage}
+                        self.wfile.write(f"data: {json.dumps(data)}\n\n".encode())
                     self.wfile.write(b"data: [DONE]\n\n")
                     self.wfile.flush()
                     fake.served += 1
@@ -147,6 +169,14 @@ class FakeOpenAI:
                 data = {"id": "x", "object": "chunk", "model": fake.model, "choices": [choice]}
                 self.wfile.write(f"data: {json.dumps(data)}\n\n".encode())
                 self.wfile.flush()
+
+            def _tokenize(self, body: dict) -> None:
+                if not fake.bytes_per_token or self.path != fake.tokenize_route:
+                    return self._send(404, b'{"detail": "Not Found"}', "application/json")
+                text = body.get("prompt") or body.get("input") or ""
+                count = int(-(-len(text.encode()) // fake.bytes_per_token))
+                data = {"count": count} if "extras" in self.path else {"tokens": [1] * count}
+                self._send(200, json.dumps(data).encode(), "application/json")
 
             def _send(self, status: int, data: bytes, kind: str) -> None:
                 self.send_response(status)

@@ -266,3 +266,61 @@ def test_requests_run_side_by_side(fake: FakeOpenAI):
         t.join()
     assert results == [fake.text] * 4
     assert fake.most_active > 1  # not one after another
+
+
+def test_token_counts_are_learnt_from_the_servers_usage_reports(fake: FakeOpenAI):
+    fake.bytes_per_token = 4
+    backend = backend_for(fake)
+    assert backend.count_tokens("x" * 400) is None  # nothing learnt yet: the engine estimates
+    assert backend.describe()["tokens"].startswith("estimated")
+    prompt = "def add(a, b):\n    " * 20  # 380 bytes: 95 tokens at four bytes a token
+    generation = backend.generate(GenerationRequest(prompt=prompt, token_healing=False))
+    assert "".join(generation) == "return a + b\n"
+    assert fake.requests[-1]["body"]["stream_options"] == {"include_usage": True}
+    # the report's exact counts, not one token per event
+    assert generation.stats.prompt_tokens == 95
+    assert generation.stats.generated_tokens == 5  # five events of three characters
+    assert backend.count_tokens("x" * 400) == 125  # 100 tokens, counted 25% high
+    # a chat's template adds tokens its text does not show: not learnt from
+    fake.bytes_per_token = 1
+    chat = GenerationRequest(messages=[{"role": "user", "content": prompt}])
+    assert "".join(backend.generate(chat))
+    assert backend.count_tokens("x" * 400) == 125
+    # another served model: its tokenizer is not known
+    backend.model = "another"
+    assert backend.count_tokens("x" * 400) is None
+
+
+def test_a_short_prompt_teaches_nothing(fake: FakeOpenAI):
+    fake.bytes_per_token = 4
+    backend = backend_for(fake)
+    "".join(backend.generate(GenerationRequest(prompt="def f():\n", token_healing=False)))
+    assert backend.count_tokens("x" * 400) is None
+
+
+def test_a_server_that_refuses_stream_options_is_asked_without_them(fake: FakeOpenAI):
+    fake.mode = "strict"
+    backend = backend_for(fake)
+    text = "".join(backend.generate(GenerationRequest(prompt="p", token_healing=False)))
+    assert text == "return a + b\n"
+    assert "stream_options" in fake.requests[-2]["body"]  # refused with a 400
+    assert "stream_options" not in fake.requests[-1]["body"]
+    before = len(fake.requests)
+    assert "".join(backend.generate(GenerationRequest(prompt="p", token_healing=False)))
+    assert len(fake.requests) == before + 1  # not asked again
+    assert backend.count_tokens("x" * 400) is None
+
+
+@pytest.mark.parametrize("route", ["/tokenize", "/extras/tokenize/count"])
+def test_the_servers_tokenize_route_gives_the_counts_before_any_request(
+    fake: FakeOpenAI, route: str
+):
+    fake.bytes_per_token = 3
+    fake.tokenize_route = route
+    backend = backend_for(fake)  # load(): the model, then a sample of code tokenized
+    probe = fake.requests[-1]
+    assert probe["path"] == route and "def " in (probe["body"].get("prompt") or "") + (
+        probe["body"].get("input") or ""
+    )
+    assert backend.count_tokens("x" * 300) == 125  # 100 tokens, counted 25% high
+    assert backend.describe()["tokens"].startswith("3.00 bytes a token")
