@@ -318,7 +318,8 @@ def context_edits(singles: list[Case], multis: list[Case], model: str | None) ->
             continue
         edited = case.text[:offset] + nxt + case.text[offset:]
         for variant, ctx in (("none", ()), ("snippets", snippets)):
-            backend.reset_cache()
+            if hasattr(backend, "reset_cache"):  # a server's cache is its own (OpenAI backend)
+                backend.reset_cache()
             engine.cache = type(engine.cache)()
             key = f"bench/{n}.py"
             first = engine.complete(

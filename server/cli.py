@@ -74,15 +74,13 @@ def _parse_hostport(value: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-
-
 def _tcp_security(args: argparse.Namespace) -> tuple[Any, Any] | str:
     """(token, TLS context or None) for ``--tcp``, or the message that refuses to start."""
+    from hone.models.openai_backend import is_loopback  # the one test of "this machine"
     from hone.server.transport import TokenError, resolve_token, tls_context
 
     host, port = args.tcp
-    loopback = host in LOOPBACK
+    loopback = is_loopback(host)
     if not loopback and not args.allow_remote:
         return f"refusing to listen on {host}: only loopback unless --allow-remote is given"
     if bool(args.tls_cert) != bool(args.tls_key):
