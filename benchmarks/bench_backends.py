@@ -105,6 +105,9 @@ def main() -> int:
     out: dict = {
         "date": time.strftime("%Y-%m-%d"),
         "machine": bench_latency.machine(),
+        "model": "SmolLM2-135M-Instruct (embedded; llama.cpp: the package's GGUF)",
+        "device": "cpu",
+        "weights": "bf16 and int8 (transformers), Q4_1 (llama.cpp)",
         "systems": {
             "transformers-bf16": "hone's decode loop, bf16 weights (the default)",
             "transformers-int8": "hone's decode loop, int8 dynamic quantization (Linear layers)",

@@ -336,7 +336,7 @@ class OpenAIBackend:
         request = _with_stops(request, stops)
         taken = ""
         if request.token_healing and "prompt" in body and "suffix" not in body:
-            body["prompt"], taken = _take_back_indentation(body["prompt"])
+            body["prompt"], taken = _take_back_blanks(body["prompt"])
         prompt_text = body.get("prompt") or "".join(m["content"] for m in body.get("messages", []))
         wanted = request.samples
         if wanted == 1:
@@ -344,7 +344,7 @@ class OpenAIBackend:
             stats.prompt_tokens = estimate_tokens(prompt_text)
             steps = self._steps(endpoint, {**body, **_seed(request, 0)}, stats, cancel)
             if taken:
-                steps = _after_indentation(steps, taken)
+                steps = _after_blanks(steps, taken)
             yield from stream(steps, request, stats, cancel)
             return
         # several samples: one request asks for all of them; a server that answers fewer
@@ -657,22 +657,29 @@ class _Garbage(Exception):
     pass
 
 
-def _take_back_indentation(prompt: str) -> tuple[str, str]:
-    """A prompt that ends in a line of indentation alone (the editor indented the new line)
-    loses it: the model writes a line's indentation with its first token, and a prompt that
-    ends mid-token (four spaces where the model's token is four spaces and ``if``) makes it
-    write a line break or nothing. The text-level half of token healing, for servers whose
-    tokenizer hone does not have. Returns (prompt, the indentation taken back)."""
+def _take_back_blanks(prompt: str) -> tuple[str, str]:
+    """A prompt that ends in blanks loses them: a line of indentation alone (the editor
+    indented the new line), or the spaces after the text of the last line (``msg = ``).
+    Tokenizers put a space or an indentation at the start of the next token (`` "``,
+    ``    if``): a prompt that ends in one ends mid-token, which the model has rarely seen
+    and answers badly (a line break, nothing, or text that ignores the line: with the
+    embedded model through llama.cpp, single-line edit similarity 0.15 against 0.49 with
+    hone's own token healing on the same sites). The text-level half of token healing, for
+    servers whose tokenizer hone does not have; what the model writes for the blanks is
+    taken off its reply. Returns (prompt, the blanks taken back)."""
     head, sep, last = prompt.rpartition("\n")
     if sep and last and not last.strip(" \t"):
         return head + sep, last
+    kept = prompt.rstrip(" \t")
+    if kept and kept != prompt and not kept.endswith("\n"):
+        return kept, prompt[len(kept) :]
     return prompt, ""
 
 
 def _strip_taken(text: str, taken: str) -> str | None:
-    """``text`` without the indentation taken back from the prompt (already in the
-    document); None while it could still be that indentation. A line that starts with
-    other indentation keeps its text, less its leading spaces and tabs."""
+    """``text`` without the blanks taken back from the prompt (already in the document);
+    None while it could still be those blanks. Text that starts with other blanks keeps
+    its text, less its leading spaces and tabs."""
     if text.startswith(taken):
         return text[len(taken) :]
     if taken.startswith(text):
@@ -680,7 +687,7 @@ def _strip_taken(text: str, taken: str) -> str | None:
     return text.lstrip(" \t")
 
 
-def _after_indentation(steps: Iterator[str], taken: str) -> Iterator[str]:
+def _after_blanks(steps: Iterator[str], taken: str) -> Iterator[str]:
     """A step generator's cumulative text, with :func:`_strip_taken` applied."""
     try:
         for text in steps:

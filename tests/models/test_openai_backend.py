@@ -127,11 +127,24 @@ def test_a_prompt_ending_in_indentation_gives_it_back_to_the_model(fake: FakeOpe
     assert text == "return a + b\n"
     fake.text = "  x = 1\n"  # other indentation: its text, not its spaces
     assert "".join(backend.generate(GenerationRequest(prompt="def f():\n    "))) == "x = 1\n"
-    # not without token healing, nor mid-line
+    # not without token healing
     "".join(backend.generate(GenerationRequest(prompt="def f():\n    ", token_healing=False)))
     assert fake.requests[-1]["body"]["prompt"] == "def f():\n    "
-    "".join(backend.generate(GenerationRequest(prompt="x = f(a, ")))
-    assert fake.requests[-1]["body"]["prompt"] == "x = f(a, "
+
+
+def test_the_spaces_after_a_lines_text_go_back_to_the_model(fake: FakeOpenAI):
+    # `msg = ` ends mid-token (the model's next token is ` "...`): the prompt ends at `=`
+    fake.text = ' "not permitted"\n'
+    backend = backend_for(fake)
+    text = "".join(backend.generate(GenerationRequest(prompt="def f():\n    msg = ")))
+    assert fake.requests[-1]["body"]["prompt"] == "def f():\n    msg ="
+    assert text == '"not permitted"\n'
+    fake.text = "b)\n"  # a reply without the space: its text, after the user's space
+    assert "".join(backend.generate(GenerationRequest(prompt="x = f(a, "))) == "b)\n"
+    assert fake.requests[-1]["body"]["prompt"] == "x = f(a,"
+    # a prompt of blanks alone, or ending in a line break, keeps them
+    "".join(backend.generate(GenerationRequest(prompt="x = 1\n")))
+    assert fake.requests[-1]["body"]["prompt"] == "x = 1\n"
 
 
 def test_a_chat_with_several_samples_asks_again_for_what_a_server_did_not_return(
