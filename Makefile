@@ -7,7 +7,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 2087
 export HONE_CACHE_DIR ?= $(CURDIR)/.hone-cache
 
-.PHONY: setup run serve-stdio test test-fast lint format bench-latency bench-backends bench-decode bench-documents bench-mutations bench-lexical bench-embeddings bench-context eval-completion eval-retrieval eval-localize eval-repair report vscode clean
+.PHONY: setup run serve-stdio test test-fast lint format bench-latency bench-backends bench-decode bench-documents bench-mutations bench-lexical bench-embeddings bench-context eval-completion eval-retrieval eval-localize eval-repair report vscode device-stage clean
 
 setup: $(STAMP)
 
@@ -96,6 +96,16 @@ REPAIR_ARGS ?=
 eval-repair: $(STAMP)
 	$(BIN)/python benchmarks/bugs.py generate --package $(PACKAGE) --bugs $(BUGS) --sources $(EVAL_SOURCES)
 	$(BIN)/python benchmarks/eval_repair.py --package $(PACKAGE) --sources $(EVAL_SOURCES) --limit $(LIMIT) $(REPAIR_ARGS) --out benchmarks/results/repair-$(PACKAGE).json
+
+# What benchmarks/device_gpu.sh needs on the lent GPU machine (Python 3.12, torch and
+# transformers there, no registry): cp312 wheels of the rest (the versions in .venv), the
+# model's config and tokenizer.
+DEVICE_WHEELS = pygls|lsprotocol|cattrs|attrs|typing.extensions|tree.sitter|tree.sitter.python|gguf|httpx|httpcore|anyio|h11|certifi|idna
+device-stage: $(STAMP)
+	rm -rf .hone-cache/gpu && mkdir -p .hone-cache/gpu/wheels .hone-cache/gpu/model
+	$(BIN)/pip download -q --only-binary=:all: --no-deps --python-version 3.12 --implementation cp --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 -d .hone-cache/gpu/wheels $$($(BIN)/pip freeze | grep -i -E '^($(DEVICE_WHEELS))==')
+	$(BIN)/python -c "from hone.models.embedded import embedded_model_dir as d; import shutil, pathlib; [shutil.copy(p, '.hone-cache/gpu/model') for p in pathlib.Path(d()).iterdir() if p.suffix in ('.json', '.jinja') and p.name != 'hone-conversion.json']"
+	du -sh .hone-cache/gpu
 
 bench-decode: $(STAMP)
 	$(BIN)/python benchmarks/bench_decode.py --out benchmarks/results/decode.json

@@ -7,18 +7,23 @@ the one-character-edit ratio (the same prompt with one more character, in the sa
 session, over the first request's time). The first static request compiles the step
 (reported apart as ``compile_s``).
 
-Runs on a model folder (``--model``; default: the converted embedded model) or on a GGUF
+Runs on a model folder (``--model``; default: the converted embedded model), on a GGUF
 file (``--gguf FILE``: the embedded model's, carried to the device machine in two parts,
-dequantized to bf16 on load).
+dequantized to bf16 on load), or on random weights (``--random-init FOLDER``: a model
+folder's config and tokenizer, without its weights: small enough to travel in one call;
+the same shapes, so the same speed; the text it writes means nothing).
 
-    python benchmarks/bench_gpu.py [--model FOLDER | --gguf FILE] [--out FILE]
+    python benchmarks/bench_gpu.py [--model FOLDER | --gguf FILE | --random-init FOLDER]
+        [--out FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -42,9 +47,14 @@ def prompt(backend: TransformersBackend, tokens: int = 700) -> str:
     return "\n".join(out) + "\n"
 
 
+def sync(torch) -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
 def timed(backend: TransformersBackend, text: str, session: str) -> dict:
     torch = backend.torch
-    torch.cuda.synchronize()
+    sync(torch)
     started = time.perf_counter()
     generation = backend.generate(
         GenerationRequest(
@@ -52,7 +62,7 @@ def timed(backend: TransformersBackend, text: str, session: str) -> dict:
         )
     )
     out = "".join(generation)
-    torch.cuda.synchronize()
+    sync(torch)
     total = time.perf_counter() - started
     st = generation.stats
     steps = max(1, st.generated_tokens - 1)
@@ -86,28 +96,50 @@ def measure(backend: TransformersBackend, text: str, repeats: int = 5) -> dict:
     }
 
 
+def random_model(config_folder: Path, into: Path) -> Path:
+    """A model folder in ``into`` with ``config_folder``'s config and tokenizer files and
+    random bf16 weights (seeded): for timing only."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    config = AutoConfig.from_pretrained(config_folder)
+    model = AutoModelForCausalLM.from_config(config, torch_dtype=torch.bfloat16)
+    model.save_pretrained(into)
+    for path in config_folder.iterdir():
+        if path.suffix in (".json", ".jinja", ".txt", ".model") and not (into / path.name).exists():
+            shutil.copy(path, into / path.name)
+    return into
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", help="a model folder (default: the converted embedded model)")
     ap.add_argument("--gguf", type=Path, help="a GGUF file (dequantized to bf16 on load)")
+    ap.add_argument(
+        "--random-init", type=Path, help="a folder with a config and tokenizer: random weights"
+    )
+    ap.add_argument("--cpu", action="store_true", help="check the script runs (no timings)")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     import torch
 
-    if not torch.cuda.is_available():
+    if not torch.cuda.is_available() and not args.cpu:
         print("bench_gpu: no CUDA device here", file=sys.stderr)
         return 2
     path = args.model
-    if path is None and args.gguf is None:
+    if args.random_init is not None:
+        path = str(random_model(args.random_init, Path(tempfile.mkdtemp(prefix="hone-random-"))))
+    elif path is None and args.gguf is None:
         from hone.models.embedded import embedded_model_dir
 
         path = str(embedded_model_dir())
     out: dict = {
         "date": time.strftime("%Y-%m-%d"),
         "machine": machine(),
-        "card": torch.cuda.get_device_name(0),
-        "model": str(args.gguf or path),
-        "weights": "bfloat16",
+        "card": torch.cuda.get_device_name(0) if not args.cpu else "none: --cpu, a check only",
+        "model": str(args.random_init or args.gguf or path),
+        "weights": "bfloat16" + (", random (timing only)" if args.random_init else ""),
         "new_tokens": NEW_TOKENS,
     }
     for name, static in (("dynamic-eager", False), ("static-cuda-graphs", True)):
@@ -119,11 +151,12 @@ def main() -> int:
             backend = TransformersBackend(path, static=static, speculate=False)
         backend.load()
         text = prompt(backend)
-        out[name] = measure(backend, text)
+        out[name] = measure(backend, text, repeats=1 if args.cpu else 5)
         out[name]["prompt_tokens"] = backend.count_tokens(text)
         print(name, out[name], file=sys.stderr)
         del backend
-        torch.cuda.empty_cache()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
     a, b = out["dynamic-eager"], out["static-cuda-graphs"]
     out["step_speedup"] = round(a["step_ms_p50"] / b["step_ms_p50"], 2)
     out["targets"] = {
