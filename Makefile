@@ -100,7 +100,7 @@ eval-repair: $(STAMP)
 # What benchmarks/device_gpu.sh needs on the lent GPU machine (Python 3.12, torch and
 # transformers there, no registry): cp312 wheels of the rest (the versions in .venv), the
 # model's config and tokenizer.
-DEVICE_WHEELS = pygls|lsprotocol|cattrs|attrs|typing.extensions|tree.sitter|tree.sitter.python|gguf|httpx|httpcore|anyio|h11|certifi|idna
+DEVICE_WHEELS = pygls|lsprotocol|cattrs|attrs|typing.extensions|tree.sitter|tree.sitter.(python|javascript|typescript|go|rust)|gitpython|gitdb|smmap|gguf|httpx|httpcore|anyio|h11|certifi|idna|usearch|coverage|detect.secrets|pyyaml|requests|urllib3|charset.normalizer
 device-stage: $(STAMP)
 	rm -rf .hone-cache/gpu && mkdir -p .hone-cache/gpu/wheels .hone-cache/gpu/model
 	$(BIN)/pip download -q --only-binary=:all: --no-deps --python-version 3.12 --implementation cp --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 -d .hone-cache/gpu/wheels $$($(BIN)/pip freeze | grep -i -E '^($(DEVICE_WHEELS))==')

@@ -104,7 +104,7 @@ def random_model(config_folder: Path, into: Path) -> Path:
 
     torch.manual_seed(0)
     config = AutoConfig.from_pretrained(config_folder)
-    model = AutoModelForCausalLM.from_config(config, torch_dtype=torch.bfloat16)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
     model.save_pretrained(into)
     for path in config_folder.iterdir():
         if path.suffix in (".json", ".jinja", ".txt", ".model") and not (into / path.name).exists():

@@ -8,10 +8,15 @@
 # lacks, the model's config and tokenizer; a few MB); then, from the device tool:
 #   run(command="bash benchmarks/device_gpu.sh", carry=[".hone-cache/gpu"], timeout_s=540)
 # Results: $OUT/gpu.json and $OUT/latency-gpu.json (copy them to benchmarks/results/).
+# Random weights write runaway text that hone's loop detection cuts short, so through
+# `hone serve` suggestions are shorter than a real model's: the 64-token figure is
+# bench_gpu.py's (it always decodes 64). For the real model through `hone serve`, carry
+# the GGUF in two parts over two calls (FIELD-NOTES) and pass it to bench_latency.py.
 # `--cpu` checks the script itself here (no timings): CPU=1 bash benchmarks/device_gpu.sh
 set -euo pipefail
 G=.hone-cache/gpu
 OUT=${OUT:-$(mktemp -d)}
+mkdir -p "$OUT"
 S=$(mktemp -d)
 mkdir -p "$S/pkg/hone" "$S/site"
 python3 -m pip install -q --no-deps --no-index -t "$S/site" "$G"/wheels/*.whl
