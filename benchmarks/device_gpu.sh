@@ -5,7 +5,7 @@
 # `hone serve` over stdio on the GPU (bench_latency.py), both on random bf16 weights of the
 # embedded model's shapes (the same kernels, so the same speed; the text means nothing).
 # `make device-stage` puts what travels in .hone-cache/gpu (cp312 wheels of what the device
-# lacks, the model's config and tokenizer; a few MB); then, from the device tool:
+# lacks, the model's config and tokenizer; about 10 MB); then, from the device tool:
 #   run(command="bash benchmarks/device_gpu.sh", carry=[".hone-cache/gpu"], timeout_s=540)
 # Results: $OUT/gpu.json and $OUT/latency-gpu.json (copy them to benchmarks/results/).
 # Random weights write runaway text that hone's loop detection cuts short, so through
