@@ -226,10 +226,18 @@ class OpenAIBackend:
     def count_tokens(self, text: str) -> int | None:
         """Tokens from the bytes per token learnt from the server (25% high); None until
         it is known, or after the served model changed."""
-        ratio = self._bytes_per_token
-        if ratio is None or self._ratio_for != self.model:
+        ratio = self._ratio()
+        if ratio is None:
             return None
         return math.ceil(round(len(text.encode("utf-8")) * COUNT_MARGIN / ratio, 6))
+
+    def _auth(self) -> dict[str, str]:
+        """The request headers that carry the API key (none without a key)."""
+        return {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+
+    def _ratio(self) -> float | None:
+        """The served model's bytes per token, once learnt."""
+        return self._bytes_per_token if self._ratio_for == self.model else None
 
     def _learn(self, body: dict[str, Any], prompt_tokens: int) -> None:
         """A completions request's usage report (or a tokenize route's count): the served
@@ -239,10 +247,9 @@ class OpenAIBackend:
         if not isinstance(prompt, str) or prompt_tokens < USAGE_MIN_TOKENS:
             return
         ratio = min(8.0, max(1.0, len(prompt.encode("utf-8")) / prompt_tokens))
-        if self._bytes_per_token is None or self._ratio_for != self.model:
-            self._bytes_per_token, self._ratio_for = ratio, self.model
-        else:
-            self._bytes_per_token += LEARN_RATE * (ratio - self._bytes_per_token)
+        known = self._ratio()
+        self._bytes_per_token = ratio if known is None else known + LEARN_RATE * (ratio - known)
+        self._ratio_for = self.model
 
     def detect_template(self) -> PromptTemplate:
         """The family of the served model's name (plain when unknown)."""
@@ -261,9 +268,9 @@ class OpenAIBackend:
             "api_key": f"set ({KEY_VARIABLE})" if self._api_key else "none",
             "fim": self._fim_mode(),
             "tokens": (
-                f"{self._bytes_per_token:.2f} bytes a token (learnt from the server)"
-                if self.count_tokens("") is not None and self._bytes_per_token
-                else "estimated, two bytes a token (the server has not told)"
+                "estimated, two bytes a token (the server has not told)"
+                if self._ratio() is None
+                else f"{self._ratio():.2f} bytes a token (learnt from the server)"
             ),
         }
 
@@ -457,9 +464,7 @@ class OpenAIBackend:
         import httpx
 
         url = self.url + endpoint
-        headers = {"Accept": "text/event-stream"}
-        if self._api_key:
-            headers["Authorization"] = f"Bearer {self._api_key}"
+        headers = {"Accept": "text/event-stream", **self._auth()}
         delay = BACKOFF_S
         attempt = 0
         try:
@@ -576,10 +581,10 @@ class OpenAIBackend:
             return
         if count:
             self._learn({"prompt": text}, count)
-            log.info("model server %s: %.2f bytes a token", self.url, self._bytes_per_token or 0)
+            log.info("model server %s: %.2f bytes a token", self.url, self._ratio() or 0)
 
     async def _tokenize_count(self, text: str) -> int | None:
-        headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+        headers = self._auth()
         root = self.url.removesuffix("/v1")
         for route, body in TOKENIZE_ROUTES:
             response = await self._client.post(
@@ -602,7 +607,7 @@ class OpenAIBackend:
     async def _models(self) -> list[str]:
         import httpx
 
-        headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+        headers = self._auth()
         delay = BACKOFF_S
         for attempt in range(self.retries + 1):
             try:
